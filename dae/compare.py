@@ -1,0 +1,37 @@
+"""The paper's experiment: every model trained on the same data and noise, then compared."""
+
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from dae import data, report, train
+from dae.config import Config
+
+
+def run_name(config: Config) -> str:
+    """Default workdir name: what makes runs comparable (models and epochs may grow in place)."""
+    name = f"sigma{config.noise_std:g}_b{config.batch_size}_lr{config.learning_rate:g}_seed{config.seed}"
+    return name + (f"_n{config.train_examples}" if config.train_examples else "")
+
+
+def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None,
+        log: Callable[[str], None] = print, mnist: Optional[data.Mnist] = None) -> dict:
+    """Trains each config's model (resuming where checkpoints exist) and writes the report."""
+    workdir = Path(workdir)
+    start = time.perf_counter()
+    if mnist is None:
+        log(f"loading MNIST from {data.resolve_data_dir(data_dir)}")
+        mnist = data.load_mnist(data_dir)
+    # The same validation noise for every model: it depends only on seed and noise_std.
+    validation = train.validation_set(configs[0], mnist.test_u8)
+    results, states = {}, {}
+    for config in configs:
+        log(f"[{config.model}] training in {workdir / config.model}")
+        results[config.model], states[config.model] = train.fit(
+            config, workdir, mnist, log=log, validation=validation)
+    shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
+    shared["models"] = [c.model for c in configs]
+    report.write(workdir, shared, results, states, *validation)
+    log(f"wrote {workdir / 'results.json'}, {workdir / 'results.md'} and {workdir / 'figures'} "
+        f"in {time.perf_counter() - start:.0f}s")
+    return results

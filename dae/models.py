@@ -1,0 +1,56 @@
+"""The autoencoders, as pure Flax modules that map images (B, 28, 28, 1) in [0, 1] to logits.
+
+`sigmoid(logits)` is the denoised image. Adding an architecture is one module plus one line in
+REGISTRY; every experiment then accepts its name in `--models`.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dae import layers
+
+
+class DenseAE(nn.Module):
+    """The paper's fully connected autoencoder: 784 -> 64 (relu) -> 784 (101,200 parameters)."""
+
+    latent: int = 64
+
+    @nn.compact
+    def __call__(self, x_BHWC: jnp.ndarray) -> jnp.ndarray:
+        B, H, W, C = x_BHWC.shape
+        h = nn.relu(nn.Dense(self.latent)(x_BHWC.reshape(B, H * W * C)))
+        return nn.Dense(H * W * C)(h).reshape(B, H, W, C)
+
+
+class ConvAE(nn.Module):
+    """The paper's convolutional autoencoder: latent 7x7x32, 28,353 parameters."""
+
+    features: int = 32
+
+    @nn.compact
+    def __call__(self, x_BHWC: jnp.ndarray) -> jnp.ndarray:
+        conv = lambda features: nn.Conv(features, (3, 3), padding="SAME")
+        h = layers.max_pool_2x2(nn.relu(conv(self.features)(x_BHWC)))  # 14x14
+        h = layers.max_pool_2x2(nn.relu(conv(self.features)(h)))  # 7x7: the latent
+        h = nn.relu(layers.ConvTranspose3x3s2(self.features)(h))  # 14x14
+        h = nn.relu(layers.ConvTranspose3x3s2(self.features)(h))  # 28x28
+        return conv(x_BHWC.shape[-1])(h)
+
+
+REGISTRY: dict[str, type[nn.Module]] = {
+    "dense": DenseAE,
+    "conv": ConvAE,
+}
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+def get(name: str) -> nn.Module:
+    """The model registered under `name` (Config.validate has already checked the name)."""
+    return REGISTRY[name]()
+
+
+def count_params(params) -> int:
+    """Total number of scalars in a parameter pytree."""
+    return sum(p.size for p in jax.tree.leaves(params))

@@ -1,0 +1,169 @@
+"""Training and evaluation: create_train_state, a jitted donated train_step, and fit()."""
+
+import functools
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from dae import checkpoints, data, metrics, models, noise
+from dae.config import Config
+
+EVAL_BATCH_SIZE = 1000
+
+# Independent random streams, all derived from Config.seed.
+_INIT, _SHUFFLE, _NOISE, _VALIDATION_NOISE = range(4)
+
+
+def stream(seed: int, which: int) -> jax.Array:
+    """The key of one named random stream of a run."""
+    return jax.random.fold_in(jax.random.key(seed), which)
+
+
+def create_train_state(rng: jax.Array, config: Config) -> train_state.TrainState:
+    """Fresh parameters of `config.model` and an Adam optimizer state."""
+    model = models.get(config.model)
+    params = model.init(rng, jnp.zeros((1, *models.IMAGE_SHAPE), jnp.float32))["params"]
+    return train_state.TrainState.create(
+        apply_fn=model.apply, params=params, tx=optax.adam(config.learning_rate)
+    )
+
+
+def loss_fn(params, apply_fn: Callable, noisy: jax.Array, clean: jax.Array):
+    """Mean BCE of the reconstruction from logits; aux is the logits."""
+    logits = apply_fn({"params": params}, noisy)
+    return metrics.bce_from_logits(logits, clean).mean(), logits
+
+
+def train_step(state, clean_u8_BHWC: jax.Array, rng: jax.Array, *, noise_std: float):
+    """One Adam step on a clean uint8 batch; the noise is drawn here, fresh for every step."""
+    clean = data.to_float(clean_u8_BHWC)
+    noisy = noise.gaussian(jax.random.fold_in(rng, state.step), clean, noise_std)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, _), grads = grad_fn(state.params, state.apply_fn, noisy, clean)
+    return state.apply_gradients(grads=grads), {"loss": loss}
+
+
+def make_train_step(config: Config):
+    """train_step jitted once for `config`, the state donated so XLA updates it in place."""
+    return jax.jit(functools.partial(train_step, noise_std=config.noise_std), donate_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _eval_batch(apply_fn: Callable, params, noisy: jax.Array, clean: jax.Array):
+    logits = apply_fn({"params": params}, noisy)
+    denoised = jax.nn.sigmoid(logits)
+    return {
+        "bce": metrics.bce_from_logits(logits, clean),
+        "mse": metrics.mse(denoised, clean),
+        "psnr": metrics.psnr(denoised, clean),
+    }
+
+
+def evaluate(state, clean: jax.Array, noisy: jax.Array) -> dict[str, float]:
+    """Validation metrics (means over images): val_bce, val_mse, val_psnr."""
+    per_image = [
+        _eval_batch(state.apply_fn, state.params, noisy[i : i + EVAL_BATCH_SIZE],
+                    clean[i : i + EVAL_BATCH_SIZE])
+        for i in range(0, clean.shape[0], EVAL_BATCH_SIZE)
+    ]
+    # Means in float64 on the host, so the figure does not depend on the batch split.
+    return {
+        f"val_{name}": float(np.mean(np.concatenate([np.asarray(b[name], np.float64) for b in per_image])))
+        for name in ("bce", "mse", "psnr")
+    }
+
+
+def validation_set(config: Config, test_u8: jax.Array):
+    """(clean, noisy) test split; the noise depends only on seed and noise_std, not on the model."""
+    return data.noisy_validation_set(stream(config.seed, _VALIDATION_NOISE), test_u8, config.noise_std)
+
+
+def noisy_psnr(clean: jax.Array, noisy: jax.Array) -> float:
+    """Mean PSNR of the noisy input itself: the baseline every denoiser must beat."""
+    return float(np.mean(np.asarray(metrics.psnr(noisy, clean), np.float64)))
+
+
+def _progress(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    # disable=None: a bar on a terminal, nothing in logs and CI.
+    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=None, dynamic_ncols=True)
+
+
+def fit(config: Config, workdir: Path, mnist: data.Mnist, log: Callable[[str], None] = print,
+        validation: Optional[tuple] = None):
+    """Trains config.model in `<workdir>/<model>`, resuming from its latest checkpoint.
+
+    Saves a checkpoint every epoch. Returns (results, final state); `validation` is the
+    (clean, noisy) pair from validation_set, passed in to share it between models.
+    """
+    config.validate()
+    train_u8 = mnist.train_u8[: config.train_examples]
+    config.check_batch_fits(train_u8.shape[0])
+    model_dir = Path(workdir) / config.model
+    config_path = model_dir / checkpoints.CONFIG_FILE
+    if config_path.is_file():
+        differences = Config.load(config_path).differences(config)
+        if differences:
+            raise checkpoints.CheckpointError(
+                f"--workdir: {model_dir} holds a run with another config "
+                f"({'; '.join(differences)}); pick another --workdir"
+            )
+    model_dir.mkdir(parents=True, exist_ok=True)
+    config.save(config_path)
+
+    clean_val, noisy_val = validation or validation_set(config, mnist.test_u8)
+    state = create_train_state(stream(config.seed, _INIT), config)
+    history: list[dict] = []
+    with checkpoints.open_manager(model_dir) as manager:
+        # A run that already went past config.epochs is read back at config.epochs.
+        last_epoch = min(manager.latest_step() or 0, config.epochs)
+        if last_epoch:
+            state, history = checkpoints.restore(manager, last_epoch, state)
+            log(f"[{config.model}] resuming from the checkpoint of epoch {last_epoch} in {model_dir}")
+        step_fn = make_train_step(config)
+        shuffle_rng, noise_rng = stream(config.seed, _SHUFFLE), stream(config.seed, _NOISE)
+        num_train = train_u8.shape[0]
+        for epoch in range(last_epoch + 1, config.epochs + 1):
+            start = time.perf_counter()
+            batches = data.epoch_batches(jax.random.fold_in(shuffle_rng, epoch), num_train,
+                                         config.batch_size)
+            loss_sum = jnp.zeros((), jnp.float32)
+            with _progress(batches.shape[0], f"{config.model} epoch {epoch}/{config.epochs}") as bar:
+                for i in range(batches.shape[0]):
+                    state, step_metrics = step_fn(state, train_u8[batches[i]], noise_rng)
+                    loss_sum = loss_sum + step_metrics["loss"]
+                    bar.update()
+                    if bar.n % 50 == 0 and not bar.disable:  # Read back only for the display.
+                        bar.set_postfix(loss=f"{float(loss_sum) / (i + 1):.4f}")
+            record = {"epoch": epoch, "train_bce": float(loss_sum) / batches.shape[0]}
+            record.update(evaluate(state, clean_val, noisy_val))
+            record["seconds"] = time.perf_counter() - start
+            history.append(record)
+            checkpoints.save(manager, epoch, state, history)
+            log(f"[{config.model}] epoch {epoch}/{config.epochs} - {record['seconds']:.1f}s - "
+                f"loss: {record['train_bce']:.4f} - val_loss: {record['val_bce']:.4f} - "
+                f"val_psnr: {record['val_psnr']:.2f} dB")
+        manager.wait_until_finished()
+    history = history[: config.epochs]
+    final = history[-1]
+    results = {
+        "model": config.model,
+        "params": models.count_params(state.params),
+        "epochs": config.epochs,
+        "train_bce": final["train_bce"],
+        "val_bce": final["val_bce"],
+        "val_mse": final["val_mse"],
+        "val_psnr": final["val_psnr"],
+        "noisy_psnr": noisy_psnr(clean_val, noisy_val),
+        "train_seconds": sum(r["seconds"] for r in history),
+        "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])),
+        "history": history,
+    }
+    return results, state

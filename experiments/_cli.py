@@ -1,0 +1,38 @@
+"""What every experiment's command line shares: quiet logs, one-line errors, common options."""
+
+import argparse
+import sys
+
+from dae.config import DaeError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr (no usage block) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def model_list(text: str) -> list[str]:
+    """--models a,b -> ['a', 'b'] (names are checked against the registry by Config)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one model name, e.g. dense,conv")
+    return names
+
+
+def run(main, argv=None) -> int:
+    """Runs main(argv), turning a DaeError into one line on stderr and exit status 2."""
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.WARNING)  # orbax logs every save at INFO
+    try:
+        main(argv)
+    except DaeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: checkpoints of finished epochs are kept; re-run to resume",
+              file=sys.stderr)
+        return 130
+    return 0

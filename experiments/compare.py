@@ -1,0 +1,45 @@
+"""Trains every model on the same data and noise, then writes results.json, results.md, figures.
+
+    python -m experiments.compare [--models dense,conv] [--epochs 20] [--noise-std 0.4] ...
+"""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from experiments import _cli
+from dae.config import Config
+
+
+def parse_args(argv=None):
+    defaults = Config()
+    p = _cli.Parser(prog="python -m experiments.compare", description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=_cli.model_list, default=["dense", "conv"],
+                   help="comma-separated model names (default: dense,conv)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--noise-std", type=float, default=defaults.noise_std,
+                   help="sigma of the Gaussian noise, pixels in [0, 1]")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--train-examples", type=int, default=None,
+                   help="train on the first N training examples only")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="where checkpoints and results go (default: checkpoints/<run-name>)")
+    p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    from dae import compare  # Imports jax and flax: after the arguments are known to be fine.
+
+    args = parse_args(argv)
+    base = Config(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                  noise_std=args.noise_std, seed=args.seed, train_examples=args.train_examples)
+    configs = [dataclasses.replace(base, model=name).validate() for name in args.models]
+    workdir = args.workdir or Path("checkpoints") / compare.run_name(base)
+    compare.run(configs, workdir, data_dir=args.data_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(_cli.run(main))

@@ -1,0 +1,31 @@
+"""Restores a checkpoint (the saved config says which model) and prints its validation metrics.
+
+    python -m experiments.evaluate --workdir DIR --model conv [--epoch N]
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from experiments import _cli
+
+
+def parse_args(argv=None):
+    p = _cli.Parser(prog="python -m experiments.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", type=Path, required=True, help="the workdir of a comparison")
+    p.add_argument("--model", required=True, help="which model's checkpoints to restore")
+    p.add_argument("--epoch", type=int, default=None, help="default: the latest")
+    p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    from dae import evaluate
+
+    args = parse_args(argv)
+    metrics = evaluate.run(args.workdir, args.model, args.epoch, data_dir=args.data_dir)
+    print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(_cli.run(main))
