@@ -15,13 +15,14 @@ def run_name(config: Config) -> str:
 
 
 def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None,
-        log: Callable[[str], None] = print, mnist: Optional[data.Mnist] = None) -> dict:
+        download: bool = False, log: Callable[[str], None] = print,
+        mnist: Optional[data.Mnist] = None) -> dict:
     """Trains each config's model (resuming where checkpoints exist) and writes the report."""
     workdir = Path(workdir)
     start = time.perf_counter()
     if mnist is None:
         log(f"loading MNIST from {data.resolve_data_dir(data_dir)}")
-        mnist = data.load_mnist(data_dir)
+        mnist = data.load_mnist(data_dir, download)
     # The same validation noise for every model: it depends only on seed and noise_std.
     validation = train.validation_set(configs[0], mnist.test_u8)
     results, states = {}, {}

@@ -28,41 +28,34 @@ def resolve_data_dir(data_dir: Optional[str] = None) -> Path:
     return Path(data_dir or os.environ.get("TFDS_DATA_DIR") or DEFAULT_TFDS_DIR).expanduser()
 
 
-def load_mnist(data_dir: Optional[str] = None) -> Mnist:
-    """Reads MNIST (train/test) with TFDS, downloading only if no prepared copy is there."""
+def load_mnist(data_dir: Optional[str] = None, download: bool = False) -> Mnist:
+    """Reads MNIST (train/test) from a prepared TFDS folder; downloads it only if asked to."""
     # TensorFlow only decodes PNGs here: silence its start-up banners (the user's settings win).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    # TensorFlow only decodes PNGs here; it must not reserve accelerator memory that JAX needs.
+    # TensorFlow must not reserve accelerator memory that JAX needs.
     tf.config.set_visible_devices([], "GPU")
     root = resolve_data_dir(data_dir)
-    hint = (
-        "point --data-dir or TFDS_DATA_DIR at a prepared TFDS folder "
-        "(one that holds mnist/3.0.1, e.g. ../shared/tensorflow_datasets)"
-    )
-    if root.exists() and not root.is_dir():
-        raise DataError(f"--data-dir: {root} is not a directory; {hint}")
     try:
-        builder = tfds.builder("mnist", data_dir=str(root))
-        if not builder.is_prepared():
-            builder.download_and_prepare()
         # Fixed-size batches, not batch_size=-1: that crashes on datasets of unknown length
         # (tfds.testing.mock_data's).
-        splits = {
-            split: np.concatenate(
-                [b["image"] for b in tfds.as_numpy(builder.as_dataset(split=split, batch_size=10_000))]
-            )
-            for split in ("train", "test")
-        }
-    except Exception as e:  # tfds raises many types (network, IO, registry); all mean "no data".
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise DataError(
-            f"MNIST not found in {root} and could not be downloaded ({first_line}); {hint}"
-        ) from e
-    return Mnist(*(jax.device_put(np.asarray(splits[s], np.uint8)) for s in ("train", "test")))
+        datasets = tfds.load("mnist", split=["train", "test"], data_dir=str(root),
+                             download=download, batch_size=10_000)
+        splits = [np.concatenate([b["image"] for b in tfds.as_numpy(ds)]) for ds in datasets]
+    except Exception as e:  # tfds raises many types (missing files, network, IO).
+        if not download:
+            # Never a silent download: without network, tfds retries for minutes before failing.
+            raise DataError(
+                f"MNIST is not prepared in {root} (from --data-dir, else $TFDS_DATA_DIR, else "
+                f"{DEFAULT_TFDS_DIR}); point one of them at a prepared TFDS folder that holds "
+                f"mnist/3.0.1 (e.g. ../shared/tensorflow_datasets), or add --download"
+            ) from e
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise DataError(f"--download: could not download MNIST into {root} ({reason})") from e
+    return Mnist(*(jax.device_put(images.astype(np.uint8)) for images in splits))
 
 
 def to_float(images_u8: jax.Array) -> jax.Array:

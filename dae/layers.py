@@ -67,6 +67,7 @@ class ConvTranspose3x3s2(nn.Module):
         F = self.features
         kernel = self.param("kernel", self.kernel_init, (3, 3, C, F))
         bias = self.param("bias", self.bias_init, (F,))
+        x_BHWC, kernel, bias = nn.dtypes.promote_dtype(x_BHWC, kernel, bias)  # as flax layers do
         y_BHW4F = lax.conv_general_dilated(
             x_BHWC,
             subpixel_kernel(kernel),
@@ -75,4 +76,4 @@ class ConvTranspose3x3s2(nn.Module):
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
         y_BHWF = y_BHW4F.reshape(B, H, W, 2, 2, F).transpose(0, 1, 3, 2, 4, 5)
-        return y_BHWF.reshape(B, 2 * H, 2 * W, F) + bias
+        return y_BHWF.reshape(B, 2 * H, 2 * W, F) + bias.reshape(1, 1, 1, F)

@@ -33,8 +33,10 @@ class ConvAE(nn.Module):
         conv = lambda features: nn.Conv(features, (3, 3), padding="SAME")
         h = layers.max_pool_2x2(nn.relu(conv(self.features)(x_BHWC)))  # 14x14
         h = layers.max_pool_2x2(nn.relu(conv(self.features)(h)))  # 7x7: the latent
-        h = nn.relu(layers.ConvTranspose3x3s2(self.features)(h))  # 14x14
-        h = nn.relu(layers.ConvTranspose3x3s2(self.features)(h))  # 28x28
+        # Named like nn.ConvTranspose, so parameters (and their init) match the stock flax model.
+        convT = lambda i: layers.ConvTranspose3x3s2(self.features, name=f"ConvTranspose_{i}")
+        h = nn.relu(convT(0)(h))  # 14x14
+        h = nn.relu(convT(1)(h))  # 28x28
         return conv(x_BHWC.shape[-1])(h)
 
 

@@ -29,9 +29,11 @@ def create_train_state(rng: jax.Array, config: Config) -> train_state.TrainState
     """Fresh parameters of `config.model` and an Adam optimizer state."""
     model = models.get(config.model)
     params = model.init(rng, jnp.zeros((1, *models.IMAGE_SHAPE), jnp.float32))["params"]
-    return train_state.TrainState.create(
+    state = train_state.TrainState.create(
         apply_fn=model.apply, params=params, tx=optax.adam(config.learning_rate)
     )
+    # An int32 array rather than create()'s Python 0, which would compile train_step twice.
+    return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 def loss_fn(params, apply_fn: Callable, noisy: jax.Array, clean: jax.Array):

@@ -25,7 +25,7 @@ def run(main, argv=None) -> int:
     """Runs main(argv), turning a DaeError into one line on stderr and exit status 2."""
     import absl.logging
 
-    absl.logging.set_verbosity(absl.logging.WARNING)  # orbax logs every save at INFO
+    absl.logging.set_verbosity(absl.logging.ERROR)  # tfds and orbax chatter; errors are ours
     try:
         main(argv)
     except DaeError as e:

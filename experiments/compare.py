@@ -27,6 +27,8 @@ def parse_args(argv=None):
     p.add_argument("--workdir", type=Path, default=None,
                    help="where checkpoints and results go (default: checkpoints/<run-name>)")
     p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
+    p.add_argument("--download", action="store_true",
+                   help="let TFDS download MNIST if the data dir has no prepared copy (needs network)")
     return p.parse_args(argv)
 
 
@@ -38,7 +40,7 @@ def main(argv=None) -> None:
                   noise_std=args.noise_std, seed=args.seed, train_examples=args.train_examples)
     configs = [dataclasses.replace(base, model=name).validate() for name in args.models]
     workdir = args.workdir or Path("checkpoints") / compare.run_name(base)
-    compare.run(configs, workdir, data_dir=args.data_dir)
+    compare.run(configs, workdir, data_dir=args.data_dir, download=args.download)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,40 @@
+"""Shared fixtures: strict JAX settings, MNIST (mocked and real), loaded once per session."""
+
+import os
+from pathlib import Path
+
+import jax
+import pytest
+
+# Implicit rank promotion hides shape bugs (e.g. (B,) + (B, 1) -> (B, B)); make it an error.
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TFDS = REPO.parent / "shared" / "tensorflow_datasets"
+
+
+@pytest.fixture(scope="session")
+def mock_mnist():
+    """A tiny random stand-in for MNIST made by tfds.testing.mock_data (256 images per split)."""
+    import tensorflow_datasets as tfds
+
+    from dae import data
+
+    with tfds.testing.mock_data(num_examples=256):
+        return data.load_mnist(data_dir="/nonexistent")
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> str:
+    """The prepared TFDS folder: $TFDS_DATA_DIR, else ../shared/tensorflow_datasets. Fails if absent."""
+    candidate = os.environ.get("TFDS_DATA_DIR") or str(SHARED_TFDS)
+    if not (Path(candidate) / "mnist").is_dir():
+        pytest.fail(f"real-data tests need MNIST prepared by TFDS: set TFDS_DATA_DIR (tried {candidate})")
+    return candidate
+
+
+@pytest.fixture(scope="session")
+def real_mnist(real_data_dir):
+    from dae import data
+
+    return data.load_mnist(real_data_dir)

@@ -1,0 +1,75 @@
+"""Orbax checkpoints: round trip, reload for evaluation from the workdir alone, clear errors."""
+
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from dae import checkpoints, evaluate, train
+from dae.config import Config
+
+
+@pytest.fixture(scope="module")
+def trained(mock_mnist, tmp_path_factory):
+    """A 2-epoch conv run and a 1-epoch dense run in one workdir."""
+    workdir = tmp_path_factory.mktemp("run")
+    conv, conv_state = train.fit(Config(model="conv", epochs=2, batch_size=64), workdir, mock_mnist,
+                                 log=lambda _: None)
+    train.fit(Config(model="dense", epochs=1, batch_size=64), workdir, mock_mnist, log=lambda _: None)
+    return workdir, conv, conv_state
+
+
+def test_save_restore_round_trip(tmp_path):
+    config = Config(model="conv")
+    state = train.create_train_state(jax.random.key(0), config)
+    state = state.replace(step=state.step + 7)
+    history = [{"epoch": 1, "val_bce": 0.5}]
+    with checkpoints.open_manager(tmp_path) as manager:
+        checkpoints.save(manager, 1, state, history)
+    template = train.create_train_state(jax.random.key(1), config)
+    with checkpoints.open_manager(tmp_path, create=False) as manager:
+        restored, restored_history = checkpoints.restore(manager, 1, template)
+    assert restored_history == history
+    assert int(restored.step) == 7
+    jax.tree.map(np.testing.assert_array_equal, restored.params, state.params)
+    jax.tree.map(np.testing.assert_array_equal, restored.opt_state, state.opt_state)
+
+
+def test_evaluate_reloads_the_latest_checkpoint_and_reproduces_the_metrics(trained, mock_mnist):
+    workdir, conv, conv_state = trained
+    config, epoch, state = evaluate.load(workdir, "conv")
+    assert (config.model, epoch, int(state.step)) == ("conv", 2, int(conv_state.step))
+    jax.tree.map(np.testing.assert_array_equal, state.params, conv_state.params)
+    metrics = evaluate.run(workdir, "conv", mnist=mock_mnist)
+    assert abs(metrics["val_bce"] - conv["val_bce"]) < 1e-6
+    first = evaluate.run(workdir, "conv", epoch=1, mnist=mock_mnist)
+    assert abs(first["val_bce"] - conv["history"][0]["val_bce"]) < 1e-6
+
+
+@pytest.mark.parametrize("args, message", [
+    (dict(model="conv", epoch=5), "--epoch: no checkpoint for epoch 5 .* saved: 1..2"),
+    (dict(model="unet"), "--model: no run of 'unet' .* runs there: conv, dense"),
+])
+def test_evaluate_errors(trained, args, message):
+    workdir, *_ = trained
+    with pytest.raises(checkpoints.CheckpointError, match=message):
+        evaluate.load(workdir, **args)
+
+
+def test_evaluate_refuses_a_missing_workdir(tmp_path):
+    with pytest.raises(checkpoints.CheckpointError, match="does not exist"):
+        evaluate.load(tmp_path / "nope", "conv")
+
+
+def test_a_checkpoint_of_another_model_is_refused(trained, tmp_path):
+    workdir, *_ = trained
+    # A conv config whose checkpoints are really the dense model's.
+    shutil.copytree(workdir / "dense" / "checkpoints", tmp_path / "conv" / "checkpoints")
+    shutil.copy(workdir / "conv" / "config.json", tmp_path / "conv" / "config.json")
+    with pytest.raises(checkpoints.CheckpointError, match="does not fit model 'conv'"):
+        evaluate.load(tmp_path, "conv")
+    # And a config that names another model than the directory.
+    shutil.copytree(workdir / "dense", tmp_path / "other" / "conv")
+    with pytest.raises(checkpoints.CheckpointError, match="holds a checkpoint of model 'dense'"):
+        evaluate.load(tmp_path / "other", "conv")

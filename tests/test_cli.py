@@ -1,0 +1,94 @@
+"""Bad input: each mistake exits with status 2 and one line naming the problem, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+import tensorflow_datasets as tfds
+
+from experiments import _cli, compare, evaluate
+
+
+def run_cli(main, argv, capsys):
+    code = _cli.run(main, argv) if main is not None else None
+    err = capsys.readouterr().err
+    return code, err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def run_parser_error(main, argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _cli.run(main, argv)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--models", "dense,resnet"], ["--models", "unknown model 'resnet'", "dense, conv"]),
+    (["--noise-std", "-0.1"], ["--noise-std", "-0.1"]),
+    (["--noise-std", "nan"], ["--noise-std"]),
+    (["--epochs", "0"], ["--epochs", "positive"]),
+    (["--epochs", "-3"], ["--epochs", "positive"]),
+    (["--batch-size", "0"], ["--batch-size", "positive"]),
+    (["--batch-size", "-8"], ["--batch-size", "positive"]),
+    (["--train-examples", "100"], ["--batch-size", "128 is larger than the training set (100"]),
+    (["--learning-rate", "0"], ["--learning-rate"]),
+])
+def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, tmp_path):
+    code, err = run_cli(compare.main, argv + ["--workdir", str(tmp_path), "--data-dir", "/nonexistent"], capsys)
+    assert_one_line_error(code, err, *needles)
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--epochs", "two"], ["--epochs", "invalid int value: 'two'"]),
+    (["--models", ","], ["--models", "at least one model"]),
+    (["--frobnicate"], ["unrecognized arguments: --frobnicate"]),
+])
+def test_compare_rejects_malformed_arguments(argv, needles, capsys):
+    code, err = run_parser_error(compare.main, argv, capsys)
+    assert_one_line_error(code, err, *needles)
+
+
+def test_compare_rejects_a_batch_larger_than_the_training_set(capsys, tmp_path):
+    with tfds.testing.mock_data(num_examples=256):
+        code, err = run_cli(compare.main, ["--batch-size", "300", "--workdir", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, "--batch-size", "300 is larger than the training set (256")
+
+
+def test_compare_says_where_it_looked_for_missing_data(capsys, tmp_path):
+    code, err = run_cli(compare.main, ["--workdir", str(tmp_path), "--data-dir", str(tmp_path / "none")],
+                        capsys)
+    assert_one_line_error(code, err, f"MNIST is not prepared in {tmp_path / 'none'}", "TFDS_DATA_DIR")
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--workdir", "/nonexistent/run", "--model", "conv"], ["--workdir", "does not exist"]),
+])
+def test_evaluate_rejects_a_missing_workdir(argv, needles, capsys):
+    code, err = run_cli(evaluate.main, argv, capsys)
+    assert_one_line_error(code, err, *needles)
+
+
+def test_evaluate_requires_workdir_and_model(capsys):
+    code, err = run_parser_error(evaluate.main, ["--model", "conv"], capsys)
+    assert_one_line_error(code, err, "--workdir")
+
+
+@pytest.mark.parametrize("module, argv, needle", [
+    ("experiments.compare", ["--models", "nope"], "unknown model 'nope'"),
+    ("experiments.evaluate", ["--workdir", "/nonexistent", "--model", "conv"], "does not exist"),
+])
+def test_a_real_process_prints_one_line_and_exits_2(module, argv, needle):
+    proc = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and needle in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout

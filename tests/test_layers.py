@@ -1,0 +1,51 @@
+"""The CPU-fast layers compute exactly what the stock flax layers compute, gradients included."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dae import layers
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 7, 32), (3, 14, 14, 8), (1, 5, 6, 3)])
+@pytest.mark.parametrize("features", [32, 5])
+def test_conv_transpose_matches_flax_outputs_and_gradients(shape, features):
+    stock = nn.ConvTranspose(features, (3, 3), strides=(2, 2), padding="SAME")
+    ours = layers.ConvTranspose3x3s2(features)
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(0), shape, jnp.float64)
+        params = stock.init(jax.random.key(1), x)
+        params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
+        y_stock, y_ours = stock.apply(params, x), ours.apply(params, x)
+        assert y_ours.shape == (shape[0], 2 * shape[1], 2 * shape[2], features)
+        np.testing.assert_allclose(y_ours, y_stock, rtol=1e-12, atol=1e-12)
+        cotangent = jax.random.normal(jax.random.key(2), y_stock.shape, jnp.float64)
+        grads_stock = jax.vjp(stock.apply, params, x)[1](cotangent)
+        grads_ours = jax.vjp(ours.apply, params, x)[1](cotangent)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12),
+                     grads_ours, grads_stock)
+
+
+def test_conv_transpose_initializes_like_flax():
+    x = jnp.zeros((1, 7, 7, 32))
+    stock = nn.ConvTranspose(32, (3, 3), strides=(2, 2), padding="SAME").init(jax.random.key(3), x)
+    ours = layers.ConvTranspose3x3s2(32).init(jax.random.key(3), x)
+    jax.tree.map(np.testing.assert_array_equal, ours, stock)
+
+
+@pytest.mark.parametrize("shape", [(2, 28, 28, 32), (3, 14, 14, 1), (1, 4, 6, 2)])
+def test_max_pool_matches_flax_outputs_and_gradients(shape):
+    # Gaussian inputs have no ties within a window, where the two may split the gradient differently.
+    x = jax.random.normal(jax.random.key(0), shape)
+    stock = lambda v: nn.max_pool(v, (2, 2), strides=(2, 2))
+    np.testing.assert_array_equal(layers.max_pool_2x2(x), stock(x))
+    cotangent = jax.random.normal(jax.random.key(1), stock(x).shape)
+    np.testing.assert_array_equal(jax.vjp(layers.max_pool_2x2, x)[1](cotangent)[0],
+                                  jax.vjp(stock, x)[1](cotangent)[0])
+
+
+def test_max_pool_rejects_odd_sizes():
+    with pytest.raises(ValueError, match="even"):
+        layers.max_pool_2x2(jnp.zeros((1, 5, 4, 1)))

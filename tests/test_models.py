@@ -1,0 +1,87 @@
+"""The paper's architectures: exact parameter counts, shapes, and the registry."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dae import models
+
+
+def init_params(name: str):
+    return models.get(name).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+
+
+@pytest.mark.parametrize("name, expected", [("dense", 101_200), ("conv", 28_353)])
+def test_parameter_counts_match_the_paper(name, expected):
+    assert models.count_params(init_params(name)) == expected
+
+
+def test_dense_parameter_shapes():
+    shapes = jax.tree.map(jnp.shape, init_params("dense"))
+    assert shapes == {
+        "Dense_0": {"kernel": (784, 64), "bias": (64,)},
+        "Dense_1": {"kernel": (64, 784), "bias": (784,)},
+    }
+
+
+def test_conv_parameter_shapes():
+    shapes = jax.tree.map(jnp.shape, init_params("conv"))
+    assert shapes == {
+        "Conv_0": {"kernel": (3, 3, 1, 32), "bias": (32,)},
+        "Conv_1": {"kernel": (3, 3, 32, 32), "bias": (32,)},
+        "ConvTranspose_0": {"kernel": (3, 3, 32, 32), "bias": (32,)},
+        "ConvTranspose_1": {"kernel": (3, 3, 32, 32), "bias": (32,)},
+        "Conv_2": {"kernel": (3, 3, 32, 1), "bias": (1,)},
+    }
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+def test_every_registered_model_maps_images_to_logits_of_the_same_shape(name):
+    model = models.get(name)
+    x = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1))
+    logits = model.apply({"params": init_params(name)}, x)
+    assert logits.shape == x.shape and logits.dtype == jnp.float32
+    assert np.isfinite(np.asarray(logits)).all()
+
+
+class StockConvAE(nn.Module):
+    """The conv autoencoder written with stock flax layers only: the reference for ConvAE."""
+
+    @nn.compact
+    def __call__(self, x):
+        conv = lambda f: nn.Conv(f, (3, 3), padding="SAME")
+        convT = lambda: nn.ConvTranspose(32, (3, 3), strides=(2, 2), padding="SAME")
+        h = nn.max_pool(nn.relu(conv(32)(x)), (2, 2), strides=(2, 2))
+        h = nn.max_pool(nn.relu(conv(32)(h)), (2, 2), strides=(2, 2))
+        h = nn.relu(convT()(h))
+        h = nn.relu(convT()(h))
+        return conv(1)(h)
+
+
+def test_conv_model_initializes_exactly_like_the_stock_flax_model():
+    stock = StockConvAE().init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    ours = init_params("conv")
+    jax.tree.map(np.testing.assert_array_equal, ours, stock)
+
+
+def test_conv_model_computes_the_stock_flax_function_and_gradients():
+    params = init_params("conv")
+    clean = jax.random.uniform(jax.random.key(2), (8, 28, 28, 1))
+    noisy = jnp.clip(clean + 0.4 * jax.random.normal(jax.random.key(3), clean.shape), 0, 1)
+
+    def loss(module, p):
+        return optax.sigmoid_binary_cross_entropy(module.apply({"params": p}, noisy), clean).mean()
+
+    with jax.enable_x64(True):  # float64, so that only a different function could differ
+        p64 = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+        noisy, clean = noisy.astype(jnp.float64), clean.astype(jnp.float64)
+        ours_out = models.ConvAE().apply({"params": p64}, noisy)
+        stock_out = StockConvAE().apply({"params": p64}, noisy)
+        np.testing.assert_allclose(ours_out, stock_out, rtol=1e-12, atol=1e-12)
+        ours_grad = jax.grad(lambda p: loss(models.ConvAE(), p))(p64)
+        stock_grad = jax.grad(lambda p: loss(StockConvAE(), p))(p64)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12),
+                     ours_grad, stock_grad)

@@ -1,0 +1,96 @@
+"""Training: the jitted step, a whole tiny comparison under tfds mock data, reproducibility, resume."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dae import compare, train
+from dae.config import Config
+
+TINY = dict(epochs=2, batch_size=64)
+
+
+def test_train_step_compiles_once_donates_the_state_and_lowers_the_loss(mock_mnist):
+    config = Config(model="conv", **TINY)
+    state = train.create_train_state(jax.random.key(0), config)
+    step = train.make_train_step(config)
+    batch = mock_mnist.train_u8[:64]
+    losses = []
+    for i in range(12):
+        previous = state
+        state, step_metrics = step(state, batch, jax.random.key(1))
+        losses.append(float(step_metrics["loss"]))
+        assert previous.params["Conv_0"]["kernel"].is_deleted()  # donated: updated in place
+    assert step._cache_size() == 1
+    assert int(state.step) == 12
+    assert losses[-1] < losses[0]
+
+
+def test_fit_is_reproducible_and_checkpoints_every_epoch(mock_mnist, tmp_path):
+    config = Config(model="dense", **TINY)
+    first, _ = train.fit(config, tmp_path / "a", mock_mnist, log=lambda _: None)
+    second, _ = train.fit(config, tmp_path / "b", mock_mnist, log=lambda _: None)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(first["history"]) == strip(second["history"])
+    assert sorted(p.name for p in (tmp_path / "a/dense/checkpoints").iterdir()) == ["1", "2"]
+    assert Config.load(tmp_path / "a/dense/config.json") == config
+    other_seed, _ = train.fit(Config(model="dense", seed=1, **TINY), tmp_path / "c", mock_mnist,
+                              log=lambda _: None)
+    assert other_seed["val_bce"] != first["val_bce"]
+
+
+@pytest.mark.parametrize("model", ["dense", "conv"])
+def test_resuming_gives_the_numbers_of_an_uninterrupted_run(mock_mnist, tmp_path, model):
+    config = Config(model=model, epochs=3, batch_size=64)
+    uninterrupted, _ = train.fit(config, tmp_path / "full", mock_mnist, log=lambda _: None)
+    train.fit(Config(model=model, epochs=1, batch_size=64), tmp_path / "cut", mock_mnist,
+              log=lambda _: None)
+    logs = []
+    resumed, _ = train.fit(config, tmp_path / "cut", mock_mnist, log=logs.append)
+    assert any("resuming from the checkpoint of epoch 1" in line for line in logs)
+    for key in ("train_bce", "val_bce", "val_mse", "val_psnr"):
+        assert resumed[key] == uninterrupted[key], key
+
+
+def test_a_workdir_of_another_config_is_refused(mock_mnist, tmp_path):
+    from dae.checkpoints import CheckpointError
+
+    train.fit(Config(model="dense", epochs=1, batch_size=64), tmp_path, mock_mnist, log=lambda _: None)
+    with pytest.raises(CheckpointError, match="noise_std: 0.4 != 0.2"):
+        train.fit(Config(model="dense", epochs=1, batch_size=64, noise_std=0.2), tmp_path, mock_mnist)
+
+
+def test_whole_tiny_comparison_under_mock_data_writes_every_output(mock_mnist, tmp_path):
+    configs = [Config(model=m, **TINY) for m in ("dense", "conv")]
+    compare.run(configs, tmp_path, mnist=mock_mnist, log=lambda _: None)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["models"] == ["dense", "conv"]
+    assert results["models"]["dense"]["params"] == 101_200
+    assert results["models"]["conv"]["params"] == 28_353
+    for r in results["models"].values():
+        assert len(r["history"]) == 2 and r["epochs"] == 2
+        assert set(r) >= {"train_bce", "val_bce", "val_mse", "val_psnr", "noisy_psnr",
+                          "train_seconds", "seconds_per_epoch"}
+        assert np.isfinite([r["train_bce"], r["val_bce"], r["val_psnr"]]).all()
+    # The same fixed validation noise for every model.
+    assert results["models"]["dense"]["noisy_psnr"] == results["models"]["conv"]["noisy_psnr"]
+    table = (tmp_path / "results.md").read_text()
+    assert "| 101,200 | 101,200 | 0.2305 |" in table and "| 28,353 | 28,353 | 0.0871 |" in table
+    figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert figures == ["denoised_conv.png", "denoised_dense.png", "loss_curves.png",
+                       "samples.png", "samples_noisy.png"]
+    assert all((tmp_path / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
+
+
+def test_evaluation_does_not_depend_on_the_batch_split(mock_mnist, monkeypatch):
+    config = Config(model="conv")
+    state = train.create_train_state(jax.random.key(0), config)
+    clean, noisy = train.validation_set(config, mock_mnist.test_u8)
+    whole = train.evaluate(state, clean, noisy)
+    monkeypatch.setattr(train, "EVAL_BATCH_SIZE", 100)  # 256 images: batches of 100, 100, 56
+    split = train.evaluate(state, clean, noisy)
+    for key in whole:
+        assert abs(whole[key] - split[key]) < 1e-6
