@@ -1,0 +1,1 @@
+"""Benchmarks: this project's training step against idiomatic Keras and PyTorch peers."""
