@@ -15,6 +15,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import jax
 import numpy as np
@@ -63,6 +64,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * per_unit / 2**20
 
 
+def busy_cores(seconds: float = 1.0) -> Optional[float]:
+    """How many cores other work kept busy over `seconds` (Linux only; None elsewhere)."""
+
+    def sample():
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+
+    try:
+        idle0, all0 = sample()
+        time.sleep(seconds)
+        idle1, all1 = sample()
+    except OSError:
+        return None
+    return (1 - (idle1 - idle0) / max(all1 - all0, 1)) * os.cpu_count()
+
+
 def machine_info() -> dict:
     """Where the figures were measured: platform, cores and library versions."""
     versions = {}
@@ -95,7 +113,7 @@ def print_table(results: dict, data_load_s: float) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).rjust(w) if i in (2, 3, 4, 5) else str(cell).ljust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths))))
+                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
     print(f"1st step: data load ({data_load_s:.1f} s, counted in every row) + setup + first step "
           "(trace/compile). Peak RSS: the process-wide high-water mark after each implementation, "
           "so later rows include earlier ones.")
@@ -140,8 +158,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    # Other work on the machine skews the figures (eager torch's thread barriers the most).
-    load_at_start = os.getloadavg()[0]
+    # Other work on the machine skews the figures (eager torch's thread barriers the most), and
+    # the load average lags too much to tell; so sample what is busy now, before our own work.
+    busy_at_start = busy_cores()
     # Before load_mnist: importing the peers here loads TensorFlow with its defaults (oneDNN on),
     # which load_mnist's TF_ENABLE_ONEDNN_OPTS=0 would otherwise turn off for the Keras peer.
     skipped = {peer: peers.unavailable(peer) for peer in peers.PEERS}
@@ -181,14 +200,14 @@ def main(argv=None) -> None:
         }
 
     print_table(results, data_load_s)
-    if load_at_start > 0.5:
-        print(f"Note: load average {load_at_start:.1f} before the start: other work on this "
-              f"machine ({os.cpu_count()} cores) may have slowed these figures.")
+    if busy_at_start and busy_at_start > 0.25:
+        print(f"Note: other work kept {busy_at_start:.1f} of {os.cpu_count()} cores busy at the "
+              "start; it may have slowed these figures.")
     if args.json:
         report = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine_info(),
-            "load_average_1m_at_start": load_at_start,
+            "busy_cores_at_start": busy_at_start,
             "batch_size": args.batch_size,
             "warmup_steps": args.warmup_steps,
             "noise_std": args.noise_std,
