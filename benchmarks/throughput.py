@@ -35,7 +35,7 @@ def run_ours(name: str, train_u8: jax.Array, *, steps: int, warmup_steps: int,
              batch_size: int, noise_std: float, seed: int) -> peers.Timing:
     """Times dae.train's jitted step on batches pre-sliced on the device."""
     start = time.perf_counter()
-    config = config_lib.Config(model=name, batch_size=batch_size, noise_std=noise_std,
+    config = config_lib.Config(model=name, batch_size=batch_size, noise=f"gaussian:{noise_std:g}",
                                seed=seed).validate()
     state = train.create_train_state(jax.random.key(seed), config)
     peers.check_params(name, OURS, models.count_params(state.params))

@@ -10,7 +10,10 @@ from dae.config import Config
 
 def run_name(config: Config) -> str:
     """Default workdir name: what makes runs comparable (models and epochs may grow in place)."""
-    name = f"sigma{config.noise_std:g}_b{config.batch_size}_lr{config.learning_rate:g}_seed{config.seed}"
+    noise_model = config.noise_model()
+    level = str(noise_model).partition(":")[2]
+    noise_name = f"sigma{level}" if noise_model.kind == "gaussian" else f"{noise_model.kind}{level}"
+    name = f"{noise_name}_b{config.batch_size}_lr{config.learning_rate:g}_seed{config.seed}"
     return name + (f"_n{config.train_examples}" if config.train_examples else "")
 
 
@@ -23,7 +26,7 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
     if mnist is None:
         log(f"loading MNIST from {data.resolve_data_dir(data_dir)}")
         mnist = data.load_mnist(data_dir, download)
-    # The same validation noise for every model: it depends only on seed and noise_std.
+    # The same validation noise for every model: it depends only on seed and noise.
     validation = train.validation_set(configs[0], mnist.test_u8)
     results, states = {}, {}
     for config in configs:

@@ -22,7 +22,7 @@ class Config:
     epochs: int = 20
     batch_size: int = 128
     learning_rate: float = 1e-3
-    noise_std: float = 0.4
+    noise: str = "gaussian:0.4"  # a dae.noise spec: KIND:LEVEL or KIND:LOW-HIGH
     seed: int = 0
     train_examples: Optional[int] = None  # None: the whole training split
 
@@ -40,8 +40,7 @@ class Config:
             raise ConfigError(f"--batch-size: must be a positive integer, got {self.batch_size}")
         if not self.learning_rate > 0:
             raise ConfigError(f"--learning-rate: must be positive, got {self.learning_rate}")
-        if not 0 <= self.noise_std < float("inf"):
-            raise ConfigError(f"--noise-std: must be a finite number >= 0, got {self.noise_std}")
+        self.noise_model()
         if self.train_examples is not None:
             if self.train_examples < 1:
                 raise ConfigError(
@@ -49,6 +48,12 @@ class Config:
                 )
             self.check_batch_fits(self.train_examples)
         return self
+
+    def noise_model(self):
+        """The parsed noise spec (a dae.noise.Noise); ConfigError if it is malformed."""
+        from dae import noise
+
+        return noise.parse(self.noise)
 
     def check_batch_fits(self, num_train: int) -> None:
         """A batch must fit in the training set (the last partial batch of an epoch is dropped)."""
@@ -63,6 +68,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        if "noise_std" in d:  # configs saved before noise specs existed: Gaussian noise
+            d = {**{k: v for k, v in d.items() if k != "noise_std"}, "noise": f"gaussian:{d['noise_std']:g}"}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:

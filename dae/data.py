@@ -69,7 +69,7 @@ def epoch_batches(rng: jax.Array, num_examples: int, batch_size: int) -> jax.Arr
     return jax.random.permutation(rng, num_examples)[: steps * batch_size].reshape(steps, batch_size)
 
 
-def noisy_validation_set(rng: jax.Array, test_u8: jax.Array, noise_std: float):
+def noisy_validation_set(rng: jax.Array, test_u8: jax.Array, noise_model: noise.Noise):
     """(clean, noisy) float32 copies of the test split, with noise fixed by `rng`."""
     clean = to_float(test_u8)
-    return clean, noise.gaussian(rng, clean, noise_std)
+    return clean, noise_model.sample(rng, clean)

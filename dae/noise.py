@@ -1,10 +1,96 @@
-"""Noise models T(x), sampled on the device from an explicit key."""
+"""Noise models T(x), parsed from a spec such as 'gaussian:0.4' and sampled on the device.
+
+A spec is KIND:LEVEL or KIND:LOW-HIGH; a range draws one level per image, uniformly (blind
+training). Every sampler maps clean images in [0, 1] to noisy images in [0, 1].
+"""
+
+import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
 
+from dae.config import ConfigError
 
-def gaussian(rng: jax.Array, clean: jnp.ndarray, std: float) -> jnp.ndarray:
-    """The paper's T(x) = clip(x + std * N(0, 1), 0, 1), in the dtype of `clean`."""
-    noise = jax.random.normal(rng, clean.shape, clean.dtype)
-    return jnp.clip(clean + std * noise, 0.0, 1.0)
+
+def _gaussian(rng, clean, level):
+    """The paper's T(x) = clip(x + sigma * N(0, 1), 0, 1)."""
+    return jnp.clip(clean + level * jax.random.normal(rng, clean.shape, clean.dtype), 0.0, 1.0)
+
+
+def _salt_pepper(rng, clean, level):
+    """Each pixel, with probability p, becomes 0 or 1 (equally likely)."""
+    hit_rng, salt_rng = jax.random.split(rng)
+    hit = jax.random.uniform(hit_rng, clean.shape) < level
+    salt = jax.random.bernoulli(salt_rng, 0.5, clean.shape).astype(clean.dtype)
+    return jnp.where(hit, salt, clean)
+
+
+def _poisson(rng, clean, level):
+    """Photon noise: Poisson(x * peak) / peak, clipped to [0, 1]; lower peak, more noise."""
+    counts = jax.random.poisson(rng, clean * level, clean.shape)
+    return jnp.clip(counts.astype(clean.dtype) / level, 0.0, 1.0)
+
+
+def _speckle(rng, clean, level):
+    """Multiplicative noise: clip(x + x * sigma * N(0, 1), 0, 1), as scikit-image's 'speckle'."""
+    return jnp.clip(clean * (1.0 + level * jax.random.normal(rng, clean.shape, clean.dtype)), 0.0, 1.0)
+
+
+# kind -> (sampler, smallest level, largest level, whether the smallest is allowed, meaning)
+KINDS = {
+    "gaussian": (_gaussian, 0.0, math.inf, True, "sigma >= 0"),
+    "salt_pepper": (_salt_pepper, 0.0, 1.0, True, "probability in [0, 1]"),
+    "poisson": (_poisson, 0.0, math.inf, False, "peak > 0"),
+    "speckle": (_speckle, 0.0, math.inf, True, "sigma >= 0"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Noise:
+    """A parsed spec; hashable, so a jitted step can take it as a static argument."""
+
+    kind: str
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.low:g}" + (f"-{self.high:g}" if self.high != self.low else "")
+
+    def sample(self, rng: jax.Array, clean_BHWC: jax.Array) -> jax.Array:
+        """Noisy copies of `clean_BHWC`; with a range, one level per image."""
+        sampler = KINDS[self.kind][0]
+        if self.low == self.high:
+            return sampler(rng, clean_BHWC, self.low)
+        level_rng, noise_rng = jax.random.split(rng)
+        level_B111 = jax.random.uniform(level_rng, (clean_BHWC.shape[0], 1, 1, 1),
+                                        minval=self.low, maxval=self.high)
+        return sampler(noise_rng, clean_BHWC, level_B111)
+
+
+def parse(spec: str, option: str = "--noise") -> Noise:
+    """'gaussian:0.4' or 'gaussian:0.0-0.6' -> Noise; a ConfigError naming `option` otherwise."""
+    kinds = ", ".join(f"{k}:LEVEL ({v[4]})" for k, v in KINDS.items())
+    usage = f"expected KIND:LEVEL or KIND:LOW-HIGH with KIND one of {kinds}"
+    kind, _, levels = str(spec).partition(":")
+    if kind not in KINDS or not levels:
+        raise ConfigError(f"{option}: bad noise spec {spec!r}; {usage}")
+    low_text, dash, high_text = levels.partition("-")
+    try:
+        low = float(low_text)
+        high = float(high_text) if dash else low
+    except ValueError:
+        raise ConfigError(f"{option}: bad level in {spec!r}; {usage}") from None
+    _, smallest, largest, smallest_ok, meaning = KINDS[kind]
+    for level in (low, high):
+        too_small = level < smallest or (level == smallest and not smallest_ok)
+        if math.isnan(level) or too_small or level > largest or math.isinf(level):
+            raise ConfigError(f"{option}: {kind} level {level:g} is out of range; needs {meaning}")
+    if high < low:
+        raise ConfigError(f"{option}: range {low:g}-{high:g} in {spec!r} must go from low to high")
+    return Noise(kind, low, high)
+
+
+def gaussian(rng: jax.Array, clean: jax.Array, std: float) -> jax.Array:
+    """The paper's noise at one sigma (a shorthand for Noise('gaussian', std, std))."""
+    return _gaussian(rng, clean, std)

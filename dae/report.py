@@ -22,7 +22,7 @@ def write_json(path: Path, config: dict, results: dict[str, dict]) -> None:
 def results_markdown(config: dict, results: dict[str, dict]) -> str:
     """The paper's Tables II and III side by side with ours, then our other metrics."""
     lines = [
-        f"# Results: sigma = {config['noise_std']}, {config['epochs']} epochs, "
+        f"# Results: noise {config['noise']}, {config['epochs']} epochs, "
         f"batch {config['batch_size']}, seed {config['seed']}"
         + (f", first {config['train_examples']} training examples" if config.get("train_examples") else ""),
         "",

@@ -42,10 +42,10 @@ def loss_fn(params, apply_fn: Callable, noisy: jax.Array, clean: jax.Array):
     return metrics.bce_from_logits(logits, clean).mean(), logits
 
 
-def train_step(state, clean_u8_BHWC: jax.Array, rng: jax.Array, *, noise_std: float):
+def train_step(state, clean_u8_BHWC: jax.Array, rng: jax.Array, *, noise_model: noise.Noise):
     """One Adam step on a clean uint8 batch; the noise is drawn here, fresh for every step."""
     clean = data.to_float(clean_u8_BHWC)
-    noisy = noise.gaussian(jax.random.fold_in(rng, state.step), clean, noise_std)
+    noisy = noise_model.sample(jax.random.fold_in(rng, state.step), clean)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, _), grads = grad_fn(state.params, state.apply_fn, noisy, clean)
     return state.apply_gradients(grads=grads), {"loss": loss}
@@ -53,7 +53,7 @@ def train_step(state, clean_u8_BHWC: jax.Array, rng: jax.Array, *, noise_std: fl
 
 def make_train_step(config: Config):
     """train_step jitted once for `config`, the state donated so XLA updates it in place."""
-    return jax.jit(functools.partial(train_step, noise_std=config.noise_std), donate_argnums=0)
+    return jax.jit(functools.partial(train_step, noise_model=config.noise_model()), donate_argnums=0)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -82,8 +82,9 @@ def evaluate(state, clean: jax.Array, noisy: jax.Array) -> dict[str, float]:
 
 
 def validation_set(config: Config, test_u8: jax.Array):
-    """(clean, noisy) test split; the noise depends only on seed and noise_std, not on the model."""
-    return data.noisy_validation_set(stream(config.seed, _VALIDATION_NOISE), test_u8, config.noise_std)
+    """(clean, noisy) test split; the noise depends only on seed and noise, not on the model."""
+    return data.noisy_validation_set(stream(config.seed, _VALIDATION_NOISE), test_u8,
+                                     config.noise_model())
 
 
 def noisy_psnr(clean: jax.Array, noisy: jax.Array) -> float:

@@ -1,6 +1,6 @@
 """Trains every model on the same data and noise, then writes results.json, results.md, figures.
 
-    python -m experiments.compare [--models dense,conv] [--epochs 20] [--noise-std 0.4] ...
+    python -m experiments.compare [--models dense,conv] [--epochs 20] [--noise gaussian:0.4] ...
 """
 
 import dataclasses
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from experiments import _cli
-from dae.config import Config
+from dae.config import Config, ConfigError
 
 
 def parse_args(argv=None):
@@ -17,8 +17,12 @@ def parse_args(argv=None):
     p.add_argument("--models", type=_cli.model_list, default=["dense", "conv"],
                    help="comma-separated model names (default: dense,conv)")
     p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--noise-std", type=float, default=defaults.noise_std,
-                   help="sigma of the Gaussian noise, pixels in [0, 1]")
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument("--noise", default=defaults.noise,
+                       help="noise spec: gaussian:SIGMA, salt_pepper:P, poisson:PEAK, speckle:SIGMA, "
+                            "or a range such as gaussian:0.0-0.6 (default: %(default)s)")
+    noise.add_argument("--noise-std", type=float, default=None,
+                       help="shorthand for --noise gaussian:SIGMA (pixels in [0, 1])")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     p.add_argument("--seed", type=int, default=defaults.seed)
@@ -36,8 +40,13 @@ def main(argv=None) -> None:
     from dae import compare  # Imports jax and flax: after the arguments are known to be fine.
 
     args = parse_args(argv)
+    noise = args.noise
+    if args.noise_std is not None:
+        if not 0 <= args.noise_std < float("inf"):
+            raise ConfigError(f"--noise-std: must be a finite number >= 0, got {args.noise_std}")
+        noise = f"gaussian:{args.noise_std:g}"
     base = Config(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                  noise_std=args.noise_std, seed=args.seed, train_examples=args.train_examples)
+                  noise=noise, seed=args.seed, train_examples=args.train_examples)
     configs = [dataclasses.replace(base, model=name).validate() for name in args.models]
     workdir = args.workdir or Path("checkpoints") / compare.run_name(base)
     compare.run(configs, workdir, data_dir=args.data_dir, download=args.download)

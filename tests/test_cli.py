@@ -40,6 +40,9 @@ def run_parser_error(main, argv, capsys):
     (["--batch-size", "-8"], ["--batch-size", "positive"]),
     (["--train-examples", "100"], ["--batch-size", "128 is larger than the training set (100"]),
     (["--learning-rate", "0"], ["--learning-rate"]),
+    (["--noise", "gaussian:-1"], ["--noise", "bad level"]),
+    (["--noise", "blur:3"], ["--noise", "bad noise spec 'blur:3'"]),
+    (["--noise", "salt_pepper:2"], ["--noise", "out of range"]),
 ])
 def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, tmp_path):
     code, err = run_cli(compare.main, argv + ["--workdir", str(tmp_path), "--data-dir", "/nonexistent"], capsys)
@@ -51,6 +54,7 @@ def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, 
     (["--epochs", "two"], ["--epochs", "invalid int value: 'two'"]),
     (["--models", ","], ["--models", "at least one model"]),
     (["--frobnicate"], ["unrecognized arguments: --frobnicate"]),
+    (["--noise", "gaussian:0.1", "--noise-std", "0.2"], ["--noise-std", "not allowed with"]),
 ])
 def test_compare_rejects_malformed_arguments(argv, needles, capsys):
     code, err = run_parser_error(compare.main, argv, capsys)

@@ -59,8 +59,9 @@ def test_a_workdir_of_another_config_is_refused(mock_mnist, tmp_path):
     from dae.checkpoints import CheckpointError
 
     train.fit(Config(model="dense", epochs=1, batch_size=64), tmp_path, mock_mnist, log=lambda _: None)
-    with pytest.raises(CheckpointError, match="noise_std: 0.4 != 0.2"):
-        train.fit(Config(model="dense", epochs=1, batch_size=64, noise_std=0.2), tmp_path, mock_mnist)
+    with pytest.raises(CheckpointError, match="noise: 'gaussian:0.4' != 'gaussian:0.2'"):
+        train.fit(Config(model="dense", epochs=1, batch_size=64, noise="gaussian:0.2"), tmp_path,
+                  mock_mnist)
 
 
 def test_whole_tiny_comparison_under_mock_data_writes_every_output(mock_mnist, tmp_path):
