@@ -30,12 +30,24 @@ def open_manager(model_dir: Path, create: bool = True) -> ocp.CheckpointManager:
     )
 
 
+def _saved_tree(state) -> dict:
+    """What a checkpoint holds of a train state: step, params, optimizer state, batch statistics.
+
+    Batch statistics are left out when a model has none, so checkpoints of models without batch
+    norm keep one layout (and those written before batch norm existed still restore).
+    """
+    tree = {"step": state.step, "params": state.params, "opt_state": state.opt_state}
+    if state.batch_stats:
+        tree["batch_stats"] = state.batch_stats
+    return tree
+
+
 def save(manager: ocp.CheckpointManager, epoch: int, state, history: list[dict]) -> None:
-    """Writes epoch `epoch` atomically: params, optimizer state and step, plus the metrics so far."""
+    """Writes epoch `epoch` atomically: the train state, plus the metrics so far."""
     manager.save(
         epoch,
         args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history)
+            state=ocp.args.StandardSave(_saved_tree(state)), history=ocp.args.JsonSave(history)
         ),
     )
 
@@ -45,10 +57,11 @@ def restore(manager: ocp.CheckpointManager, epoch: int, state_template):
     restored = manager.restore(
         epoch,
         args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(state_template), history=ocp.args.JsonRestore()
+            state=ocp.args.StandardRestore(_saved_tree(state_template)),
+            history=ocp.args.JsonRestore(),
         ),
     )
-    return restored.state, list(restored.history)
+    return state_template.replace(**restored.state), list(restored.history)
 
 
 def load_config(workdir: Path, model: str) -> Config:

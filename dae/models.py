@@ -17,7 +17,7 @@ class DenseAE(nn.Module):
     latent: int = 64
 
     @nn.compact
-    def __call__(self, x_BHWC: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         B, H, W, C = x_BHWC.shape
         h = nn.relu(nn.Dense(self.latent)(x_BHWC.reshape(B, H * W * C)))
         return nn.Dense(H * W * C)(h).reshape(B, H, W, C)
@@ -29,7 +29,7 @@ class ConvAE(nn.Module):
     features: int = 32
 
     @nn.compact
-    def __call__(self, x_BHWC: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         conv = lambda features: nn.Conv(features, (3, 3), padding="SAME")
         h = layers.max_pool_2x2(nn.relu(conv(self.features)(x_BHWC)))  # 14x14
         h = layers.max_pool_2x2(nn.relu(conv(self.features)(h)))  # 7x7: the latent
@@ -40,9 +40,59 @@ class ConvAE(nn.Module):
         return conv(x_BHWC.shape[-1])(h)
 
 
+def logit(x: jnp.ndarray, eps: float = 1e-2) -> jnp.ndarray:
+    """A softened logit of pixels in [0, 1]: finite at 0 and 1 (about -4.6 and 4.6)."""
+    return jnp.log(x + eps) - jnp.log(1.0 - x + eps)
+
+
+class DnCNN(nn.Module):
+    """A DnCNN-style residual denoiser (Zhang et al., 2017): the network predicts the noise.
+
+    conv-relu, (conv-batchnorm-relu) x (depth - 2), conv, all at full resolution. As every model
+    here returns logits, the predicted noise is taken off the noisy image in logit space.
+    """
+
+    depth: int = 6
+    features: int = 16
+
+    @nn.compact
+    def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        h = nn.relu(nn.Conv(self.features, (3, 3), padding="SAME")(x_BHWC))
+        for _ in range(self.depth - 2):
+            h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(h)
+            h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+        noise_BHWC = nn.Conv(x_BHWC.shape[-1], (3, 3), padding="SAME")(h)
+        return logit(x_BHWC) - noise_BHWC
+
+
+class UNet(nn.Module):
+    """A small U-Net (Ronneberger et al., 2015): two poolings, skip connections by concatenation."""
+
+    features: int = 8
+
+    @nn.compact
+    def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        def block(features, h):
+            for _ in range(2):
+                h = nn.relu(nn.Conv(features, (3, 3), padding="SAME")(h))
+            return h
+
+        F = self.features
+        skip28 = block(F, x_BHWC)
+        skip14 = block(2 * F, layers.max_pool_2x2(skip28))
+        h = block(4 * F, layers.max_pool_2x2(skip14))  # 7x7
+        h = nn.relu(layers.ConvTranspose3x3s2(2 * F)(h))
+        h = block(2 * F, jnp.concatenate([h, skip14], axis=-1))
+        h = nn.relu(layers.ConvTranspose3x3s2(F)(h))
+        h = block(F, jnp.concatenate([h, skip28], axis=-1))
+        return nn.Conv(x_BHWC.shape[-1], (1, 1))(h)
+
+
 REGISTRY: dict[str, type[nn.Module]] = {
     "dense": DenseAE,
     "conv": ConvAE,
+    "dncnn": DnCNN,
+    "unet": UNet,
 }
 
 IMAGE_SHAPE = (28, 28, 1)

@@ -3,8 +3,9 @@
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
+
+from dae import train
 
 # Tables II and III of the paper.
 PAPER = {
@@ -110,7 +111,7 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict, cle
     _image_rows(paths[0], [("clean", clean_s)], "MNIST validation samples (paper Fig. 4)")
     _image_rows(paths[1], [("noisy", noisy_s)], "The same samples with noise (paper Fig. 5)")
     for name, state in states.items():
-        denoised = np.asarray(jax.nn.sigmoid(state.apply_fn({"params": state.params}, noisy_s)))
+        denoised = np.asarray(train.denoise(state, noisy_s))
         path = figures_dir / f"denoised_{name}.png"
         _image_rows(path, [("noisy", noisy_s), ("denoised", denoised)],
                     f"{name}: noisy inputs (top), denoised outputs (bottom) (paper Figs. 6-7)")

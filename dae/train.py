@@ -3,7 +3,7 @@
 import functools
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -25,21 +25,39 @@ def stream(seed: int, which: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), which)
 
 
-def create_train_state(rng: jax.Array, config: Config) -> train_state.TrainState:
-    """Fresh parameters of `config.model` and an Adam optimizer state."""
+class TrainState(train_state.TrainState):
+    """Flax's TrainState plus batch-norm statistics (an empty dict for models without them)."""
+
+    batch_stats: Any = None
+
+
+def model_variables(state: TrainState) -> dict:
+    """What `state.apply_fn` takes: the parameters and the batch statistics."""
+    return {"params": state.params, "batch_stats": state.batch_stats}
+
+
+def create_train_state(rng: jax.Array, config: Config) -> TrainState:
+    """Fresh parameters (and batch statistics) of `config.model` and an Adam optimizer state."""
     model = models.get(config.model)
-    params = model.init(rng, jnp.zeros((1, *models.IMAGE_SHAPE), jnp.float32))["params"]
-    state = train_state.TrainState.create(
-        apply_fn=model.apply, params=params, tx=optax.adam(config.learning_rate)
+    variables = model.init(rng, jnp.zeros((1, *models.IMAGE_SHAPE), jnp.float32))
+    state = TrainState.create(
+        apply_fn=model.apply, params=variables["params"], tx=optax.adam(config.learning_rate),
+        batch_stats=variables.get("batch_stats", {}),
     )
     # An int32 array rather than create()'s Python 0, which would compile train_step twice.
     return state.replace(step=jnp.zeros((), jnp.int32))
 
 
-def loss_fn(params, apply_fn: Callable, noisy: jax.Array, clean: jax.Array):
-    """Mean BCE of the reconstruction from logits; aux is the logits."""
-    logits = apply_fn({"params": params}, noisy)
-    return metrics.bce_from_logits(logits, clean).mean(), logits
+def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array):
+    """Mean BCE of the reconstruction from logits, in training mode (batch norm uses the batch).
+
+    Returns (loss, (logits, the batch statistics updated by this batch)).
+    """
+    logits, updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats}, noisy, train=True,
+        mutable=["batch_stats"],
+    )
+    return metrics.bce_from_logits(logits, clean).mean(), (logits, updates.get("batch_stats", {}))
 
 
 def train_step(state, clean_u8_BHWC: jax.Array, rng: jax.Array, *, noise_model: noise.Noise):
@@ -47,8 +65,8 @@ def train_step(state, clean_u8_BHWC: jax.Array, rng: jax.Array, *, noise_model: 
     clean = data.to_float(clean_u8_BHWC)
     noisy = noise_model.sample(jax.random.fold_in(rng, state.step), clean)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, _), grads = grad_fn(state.params, state.apply_fn, noisy, clean)
-    return state.apply_gradients(grads=grads), {"loss": loss}
+    (loss, (_, batch_stats)), grads = grad_fn(state.params, state, noisy, clean)
+    return state.apply_gradients(grads=grads, batch_stats=batch_stats), {"loss": loss}
 
 
 def make_train_step(config: Config):
@@ -57,8 +75,8 @@ def make_train_step(config: Config):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _eval_batch(apply_fn: Callable, params, noisy: jax.Array, clean: jax.Array):
-    logits = apply_fn({"params": params}, noisy)
+def _eval_batch(apply_fn: Callable, variables, noisy: jax.Array, clean: jax.Array):
+    logits = apply_fn(variables, noisy)
     denoised = jax.nn.sigmoid(logits)
     return {
         "bce": metrics.bce_from_logits(logits, clean),
@@ -70,7 +88,7 @@ def _eval_batch(apply_fn: Callable, params, noisy: jax.Array, clean: jax.Array):
 def evaluate(state, clean: jax.Array, noisy: jax.Array) -> dict[str, float]:
     """Validation metrics (means over images): val_bce, val_mse, val_psnr."""
     per_image = [
-        _eval_batch(state.apply_fn, state.params, noisy[i : i + EVAL_BATCH_SIZE],
+        _eval_batch(state.apply_fn, model_variables(state), noisy[i : i + EVAL_BATCH_SIZE],
                     clean[i : i + EVAL_BATCH_SIZE])
         for i in range(0, clean.shape[0], EVAL_BATCH_SIZE)
     ]
@@ -85,6 +103,16 @@ def validation_set(config: Config, test_u8: jax.Array):
     """(clean, noisy) test split; the noise depends only on seed and noise, not on the model."""
     return data.noisy_validation_set(stream(config.seed, _VALIDATION_NOISE), test_u8,
                                      config.noise_model())
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _denoise(apply_fn: Callable, variables, noisy: jax.Array) -> jax.Array:
+    return jax.nn.sigmoid(apply_fn(variables, noisy))
+
+
+def denoise(state: TrainState, noisy: jax.Array) -> jax.Array:
+    """The model's denoised images (inference mode: batch norm uses its running statistics)."""
+    return _denoise(state.apply_fn, model_variables(state), noisy)
 
 
 def noisy_psnr(clean: jax.Array, noisy: jax.Array) -> float:

@@ -73,3 +73,14 @@ def test_a_checkpoint_of_another_model_is_refused(trained, tmp_path):
     shutil.copytree(workdir / "dense", tmp_path / "other" / "conv")
     with pytest.raises(checkpoints.CheckpointError, match="holds a checkpoint of model 'dense'"):
         evaluate.load(tmp_path / "other", "conv")
+
+
+def test_a_batch_norm_model_reloads_with_its_running_statistics(mock_mnist, tmp_path):
+    config = Config(model="dncnn", epochs=1, batch_size=64)
+    results, state = train.fit(config, tmp_path, mock_mnist, log=lambda _: None)
+    initial = train.create_train_state(jax.random.key(0), config).batch_stats
+    assert not np.allclose(state.batch_stats["BatchNorm_0"]["var"], initial["BatchNorm_0"]["var"])
+    _, _, restored = evaluate.load(tmp_path, "dncnn")
+    jax.tree.map(np.testing.assert_array_equal, restored.batch_stats, state.batch_stats)
+    metrics = evaluate.run(tmp_path, "dncnn", mnist=mock_mnist)
+    assert abs(metrics["val_bce"] - results["val_bce"]) < 1e-6

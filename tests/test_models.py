@@ -10,11 +10,17 @@ import pytest
 from dae import models
 
 
+def init_variables(name: str):
+    return models.get(name).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+
+
 def init_params(name: str):
-    return models.get(name).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    return init_variables(name)["params"]
 
 
-@pytest.mark.parametrize("name, expected", [("dense", 101_200), ("conv", 28_353)])
+@pytest.mark.parametrize("name, expected", [
+    ("dense", 101_200), ("conv", 28_353), ("dncnn", 9_649), ("unet", 32_521),
+])
 def test_parameter_counts_match_the_paper(name, expected):
     assert models.count_params(init_params(name)) == expected
 
@@ -42,7 +48,7 @@ def test_conv_parameter_shapes():
 def test_every_registered_model_maps_images_to_logits_of_the_same_shape(name):
     model = models.get(name)
     x = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1))
-    logits = model.apply({"params": init_params(name)}, x)
+    logits = model.apply(init_variables(name), x)
     assert logits.shape == x.shape and logits.dtype == jnp.float32
     assert np.isfinite(np.asarray(logits)).all()
 
@@ -85,3 +91,33 @@ def test_conv_model_computes_the_stock_flax_function_and_gradients():
         stock_grad = jax.grad(lambda p: loss(StockConvAE(), p))(p64)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12),
                      ours_grad, stock_grad)
+
+
+def test_dncnn_batch_norm_uses_batch_statistics_in_training_and_running_ones_in_evaluation():
+    model = models.get("dncnn")
+    variables = init_variables("dncnn")
+    x = jax.random.uniform(jax.random.key(4), (8, 28, 28, 1))
+    other = x.at[1:].set(jax.random.uniform(jax.random.key(5), (7, 28, 28, 1)) * 0.2)
+    # Evaluation: image 0's output does not depend on the rest of the batch.
+    np.testing.assert_allclose(model.apply(variables, x)[0], model.apply(variables, other)[0],
+                               rtol=1e-6, atol=1e-6)
+    # Training: it does (batch statistics), and the running statistics move.
+    train_x, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    train_other, _ = model.apply(variables, other, train=True, mutable=["batch_stats"])
+    assert not np.allclose(train_x[0], train_other[0], atol=1e-4)
+    before, after = variables["batch_stats"]["BatchNorm_0"], updates["batch_stats"]["BatchNorm_0"]
+    assert not np.allclose(before["mean"], after["mean"])
+
+
+def test_dncnn_predicts_the_noise_residual_in_logit_space():
+    variables = jax.tree.map(jnp.zeros_like, init_variables("dncnn"))  # zero net: no noise found
+    x = jax.random.uniform(jax.random.key(6), (2, 28, 28, 1))
+    denoised = jax.nn.sigmoid(models.get("dncnn").apply(variables, x))
+    np.testing.assert_allclose(denoised, x, atol=0.03)  # the input comes back (softened logit)
+
+
+def test_unet_has_skip_connections_at_both_resolutions():
+    shapes = jax.tree.map(jnp.shape, init_params("unet"))
+    # The decoder blocks take upsampled features concatenated with the encoder's.
+    assert shapes["Conv_6"]["kernel"] == (3, 3, 32, 16)  # 16 up + 16 skip at 14x14
+    assert shapes["Conv_8"]["kernel"] == (3, 3, 16, 8)  # 8 up + 8 skip at 28x28
