@@ -1,0 +1,53 @@
+"""The noise-level sweep over a workdir's trained models."""
+
+import json
+
+import pytest
+
+from dae import sweep, train
+from dae.checkpoints import CheckpointError
+from dae.config import Config, ConfigError
+from experiments import _cli
+from experiments import sweep as sweep_cli
+
+
+def test_sweep_evaluates_every_model_at_every_level(mock_mnist, tmp_path):
+    for model in ("dense", "conv"):
+        train.fit(Config(model=model, epochs=1, batch_size=64), tmp_path, mock_mnist, log=lambda _: None)
+    result = sweep.run(tmp_path, levels=(0.2, 0.4, 0.6), mnist=mock_mnist, log=lambda _: None)
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert list(saved["rows"]) == ["noisy input", "conv", "dense"]
+    assert saved["trained_on"] == {"conv": "gaussian:0.4", "dense": "gaussian:0.4"}
+    noisy_psnr = [r["val_psnr"] for r in saved["rows"]["noisy input"]]
+    assert noisy_psnr == sorted(noisy_psnr, reverse=True)  # more noise, lower PSNR
+    assert all(len(rows) == 3 for rows in saved["rows"].values())
+    table = (tmp_path / "sweep.md").read_text()
+    assert "| `conv` (gaussian:0.4) |" in table and table.count("*") >= 2 + 1
+    assert (tmp_path / "figures" / "sweep_psnr.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="no trained models"):
+        sweep.run(tmp_path, levels=(0.1,))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        sweep.run(tmp_path / "nope", levels=(0.1,))
+    with pytest.raises(ConfigError, match="--levels"):
+        sweep.check_levels([0.1, -0.2])
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--workdir", "/nonexistent", "--levels", "0.1"], "does not exist"),
+    (["--workdir", "/tmp", "--levels", "-0.5"], "--levels"),
+])
+def test_sweep_cli_errors_are_one_line(argv, needle, capsys):
+    code = _cli.run(sweep_cli.main, argv)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err
+
+
+def test_sweep_cli_rejects_non_numbers(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _cli.run(sweep_cli.main, ["--workdir", "/tmp", "--levels", "a,b"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "expected comma-separated numbers" in err
