@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Optional
 
 from dae import checkpoints, data, train
-from dae.config import Config
 
 
 def load(workdir: Path, model: str, epoch: Optional[int] = None):

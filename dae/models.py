@@ -4,6 +4,8 @@
 REGISTRY; every experiment then accepts its name in `--models`.
 """
 
+from typing import ClassVar, Optional
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -15,6 +17,8 @@ class DenseAE(nn.Module):
     """The paper's fully connected autoencoder: 784 -> 64 (relu) -> 784 (101,200 parameters)."""
 
     latent: int = 64
+    # Its Dense layers fix the image size: only IMAGE_SHAPE (see input_multiple()).
+    input_multiple: ClassVar[Optional[int]] = None
 
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -27,6 +31,8 @@ class ConvAE(nn.Module):
     """The paper's convolutional autoencoder: latent 7x7x32, 28,353 parameters."""
 
     features: int = 32
+    # Fully convolutional, so any size; two 2x2 pools need height and width divisible by 4.
+    input_multiple: ClassVar[Optional[int]] = 4
 
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -54,6 +60,8 @@ class DnCNN(nn.Module):
 
     depth: int = 6
     features: int = 16
+    # Fully convolutional at one resolution: any size.
+    input_multiple: ClassVar[Optional[int]] = 1
 
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -69,6 +77,8 @@ class UNet(nn.Module):
     """A small U-Net (Ronneberger et al., 2015): two poolings, skip connections by concatenation."""
 
     features: int = 8
+    # Fully convolutional; two 2x2 pools need height and width divisible by 4.
+    input_multiple: ClassVar[Optional[int]] = 4
 
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -101,6 +111,12 @@ IMAGE_SHAPE = (28, 28, 1)
 def get(name: str) -> nn.Module:
     """The model registered under `name` (Config.validate has already checked the name)."""
     return REGISTRY[name]()
+
+
+def input_multiple(name: str) -> Optional[int]:
+    """What height and width model `name` accepts must be multiples of; None: only IMAGE_SHAPE."""
+    # A module that does not say is taken to need IMAGE_SHAPE, which every model accepts.
+    return getattr(REGISTRY[name], "input_multiple", None)
 
 
 def count_params(params) -> int:

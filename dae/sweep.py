@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 
 from dae import checkpoints, data, evaluate, noise, train
 from dae.config import ConfigError

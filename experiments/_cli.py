@@ -22,12 +22,12 @@ def model_list(text: str) -> list[str]:
 
 
 def run(main, argv=None) -> int:
-    """Runs main(argv), turning a DaeError into one line on stderr and exit status 2."""
+    """main(argv)'s exit status (None: 0); a DaeError becomes one line on stderr and status 2."""
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)  # tfds and orbax chatter; errors are ours
     try:
-        main(argv)
+        status = main(argv)
     except DaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -35,4 +35,4 @@ def run(main, argv=None) -> int:
         print("interrupted: checkpoints of finished epochs are kept; re-run to resume",
               file=sys.stderr)
         return 130
-    return 0
+    return status or 0

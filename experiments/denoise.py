@@ -1,0 +1,37 @@
+"""Denoises one's own grayscale images with a trained checkpoint (no noise is added).
+
+    python -m experiments.denoise --workdir DIR --model conv IN.png [IN2.png ...] --out OUTDIR
+"""
+
+import sys
+from pathlib import Path
+
+from experiments import _cli
+
+
+def parse_args(argv=None):
+    p = _cli.Parser(prog="python -m experiments.denoise", description=__doc__.splitlines()[0])
+    p.add_argument("images", type=Path, nargs="+",
+                   help="image files (PNG, JPEG, ...; colour is made gray)")
+    p.add_argument("--workdir", type=Path, required=True, help="the workdir of a comparison")
+    p.add_argument("--model", required=True, help="which model's checkpoint denoises")
+    p.add_argument("--out", type=Path, required=True, help="where <stem>_denoised.png go (created)")
+    p.add_argument("--epoch", type=int, default=None, help="default: the latest")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    from dae import denoise  # Imports jax and flax: after the arguments are known to be fine.
+
+    args = parse_args(argv)
+    written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,
+                                            args.epoch)
+    for source, destination in written:
+        print(f"{source} -> {destination}")
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_cli.run(main))

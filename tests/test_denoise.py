@@ -1,0 +1,170 @@
+"""Denoising one's own images: reading, padding and cropping, per-file errors, exit status."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from dae import denoise, evaluate, train
+from dae.config import Config
+from experiments import _cli
+from experiments import denoise as denoise_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def workdir(mock_mnist, tmp_path_factory):
+    """A workdir with one-epoch checkpoints of both models, trained on mock MNIST."""
+    root = tmp_path_factory.mktemp("run")
+    for model in ("dense", "conv"):
+        train.fit(Config(model=model, epochs=1, batch_size=64), root, mock_mnist,
+                  log=lambda _: None)
+    return root
+
+
+def digit_like_u8(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A bright ring on a dark background, plus Gaussian noise: roughly what MNIST looks like."""
+    rows, cols = np.mgrid[:height, :width]
+    radius = np.hypot(rows - height / 2, cols - width / 2)
+    ring = (np.abs(radius - min(height, width) / 4) < 2).astype(np.float64)
+    noisy = ring + 0.4 * np.random.default_rng(seed).standard_normal((height, width))
+    return np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8)
+
+
+def save(path, pixels):
+    Image.fromarray(pixels).save(path)  # uint8 (H, W) -> "L", uint16 -> "I;16", (H, W, 3) -> "RGB"
+    return path
+
+
+def forward(state, image_HW: np.ndarray) -> np.ndarray:
+    """The model's own (un-jitted, unpadded) denoised image, the reference for denoise_image."""
+    logits = state.apply_fn({"params": state.params}, image_HW[None, :, :, None])
+    return np.asarray(jax.nn.sigmoid(logits))[0, :, :, 0]
+
+
+def run_cli(argv, capsys):
+    code = _cli.run(denoise_cli.main, [str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out.strip().splitlines(), err.strip().splitlines()
+
+
+def test_read_image_makes_colour_and_16_bit_gray_in_0_1(tmp_path):
+    gray_u8 = digit_like_u8(28, 28)
+    expected = gray_u8.astype(np.float32) / 255.0
+    np.testing.assert_array_equal(denoise.read_image(save(tmp_path / "l.png", gray_u8)), expected)
+    rgb = save(tmp_path / "rgb.png", np.repeat(gray_u8[:, :, None], 3, axis=2))
+    np.testing.assert_array_equal(denoise.read_image(rgb), expected)
+    rgba_u8 = np.concatenate([np.repeat(gray_u8[:, :, None], 3, axis=2),
+                              np.full((28, 28, 1), 128, np.uint8)], axis=2)
+    rgba = save(tmp_path / "rgba.png", rgba_u8)
+    np.testing.assert_array_equal(denoise.read_image(rgba), expected)
+    wide = save(tmp_path / "16bit.png", gray_u8.astype(np.uint16) * 257)
+    assert Image.open(wide).mode.startswith("I")  # really stored and read back as 16-bit
+    np.testing.assert_allclose(denoise.read_image(wide), expected, atol=1e-6)
+
+
+def test_conv_output_is_the_models_own_forward_pass_and_good_files_exit_0(workdir, tmp_path,
+                                                                          capsys):
+    pixels_u8 = digit_like_u8(28, 28)
+    noisy = save(tmp_path / "noisy.png", pixels_u8)
+    rgb = save(tmp_path / "colour.png", np.stack([pixels_u8, pixels_u8 // 2, pixels_u8], axis=2))
+    code, out, err = run_cli(["--workdir", workdir, "--model", "conv", noisy, rgb,
+                              "--out", tmp_path / "new" / "out"], capsys)
+    assert code == 0 and err == []
+    assert out == [f"{noisy} -> {tmp_path / 'new/out/noisy_denoised.png'}",
+                   f"{rgb} -> {tmp_path / 'new/out/colour_denoised.png'}"]
+    written = Image.open(tmp_path / "new/out/noisy_denoised.png")
+    assert written.mode == "L" and written.size == (28, 28)
+    config, _, state = evaluate.load(workdir, "conv")
+    pixels_HW = pixels_u8.astype(np.float32) / 255.0
+    expected_HW = forward(state, pixels_HW)
+    # Same function (jit aside): any rescaling of the input or output would show here.
+    np.testing.assert_allclose(denoise.denoise_image(state, config, pixels_HW), expected_HW,
+                               atol=1e-5)
+    expected_u8 = np.round(expected_HW * 255).astype(np.int16)
+    assert np.abs(np.asarray(written, np.int16) - expected_u8).max() <= 1
+    assert Image.open(tmp_path / "new/out/colour_denoised.png").size == (28, 28)
+
+
+def test_conv_pads_to_a_multiple_of_4_and_crops_back(workdir):
+    config, _, state = evaluate.load(workdir, "conv")
+    exact_HW = digit_like_u8(40, 60).astype(np.float32) / 255.0
+    np.testing.assert_allclose(denoise.denoise_image(state, config, exact_HW),
+                               forward(state, exact_HW), atol=1e-5)  # nothing to pad
+    odd_HW = digit_like_u8(41, 61).astype(np.float32) / 255.0
+    padded_HW = np.pad(odd_HW, ((0, 3), (0, 3)), mode="reflect")  # 44x64
+    denoised_HW = denoise.denoise_image(state, config, odd_HW)
+    assert denoised_HW.shape == (41, 61)
+    np.testing.assert_allclose(denoised_HW, forward(state, padded_HW)[:41, :61], atol=1e-5)
+
+
+def test_dense_refuses_other_sizes_file_by_file(workdir, tmp_path, capsys):
+    small = save(tmp_path / "small.png", digit_like_u8(28, 28))
+    large = save(tmp_path / "large.png", digit_like_u8(41, 61))
+    conv_code, _, _ = run_cli(["--workdir", workdir, "--model", "conv", large,
+                               "--out", tmp_path / "c"], capsys)
+    assert conv_code == 0
+    assert Image.open(tmp_path / "c/large_denoised.png").size == (61, 41)  # (width, height)
+
+    code, out, err = run_cli(["--workdir", workdir, "--model", "dense", large, small,
+                              "--out", tmp_path / "d"], capsys)
+    assert code == 2
+    assert err == [f"error: {large}: model 'dense' denoises only 28x28 images, not 41x61"]
+    assert out == [f"{small} -> {tmp_path / 'd/small_denoised.png'}"]
+    assert not (tmp_path / "d/large_denoised.png").exists()
+
+
+def test_each_bad_file_gets_one_line_and_the_others_still_go_through(workdir, tmp_path, capsys):
+    good = save(tmp_path / "good.png", digit_like_u8(28, 28))
+    text = tmp_path / "x.png"
+    text.write_text("not a picture\n")
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:400])  # the header, half the pixels
+    (tmp_path / "other").mkdir()
+    same_stem = save(tmp_path / "other" / "good.png", digit_like_u8(28, 28, seed=1))
+    bad = {text: "not an image", tmp_path / "missing.png": "no such file",
+           truncated: "cannot read", tmp_path / "other": "is a directory",
+           same_stem: f"already written from {good}"}
+    code, out, err = run_cli(["--workdir", workdir, "--model", "conv", text, good, *list(bad)[1:],
+                              "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert out == [f"{good} -> {tmp_path / 'out/good_denoised.png'}"]
+    assert len(err) == len(bad) and "Traceback" not in "\n".join(err)
+    for line, (path, reason) in zip(err, bad.items()):
+        assert line.startswith(f"error: {path}: ") and reason in line, line
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--model", "resnet"], "--model: no run of 'resnet'"),
+    (["--model", "conv", "--epoch", "7"], "--epoch: no checkpoint for epoch 7"),
+    (["--model", "conv", "--out", "{tmp}/file"], "--out: {tmp}/file exists and is not a directory"),
+])
+def test_a_bad_run_option_is_one_line(workdir, tmp_path, capsys, argv, needle):
+    (tmp_path / "file").write_text("")
+    image = save(tmp_path / "a.png", digit_like_u8(28, 28))
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    out_dir = [] if "--out" in argv else ["--out", tmp_path / "out"]
+    code, out, err = run_cli(["--workdir", workdir, *argv, *out_dir, image], capsys)
+    assert code == 2 and out == [] and len(err) == 1
+    assert needle.format(tmp=tmp_path) in err[0], err[0]
+    assert not (tmp_path / "out").exists()  # nothing created when the run cannot start
+
+
+def test_a_real_process_denoises_and_reports_a_bad_file(workdir, tmp_path):
+    good = save(tmp_path / "good.png", digit_like_u8(30, 30))
+    text = tmp_path / "x.png"
+    text.write_text("not a picture\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.denoise", "--workdir", str(workdir), "--model", "conv",
+         str(good), str(text), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout.strip().splitlines() == [f"{good} -> {tmp_path / 'out/good_denoised.png'}"]
+    assert proc.stderr.strip().splitlines() == [f"error: {text}: not an image file Pillow can read"]
+    assert Image.open(tmp_path / "out/good_denoised.png").size == (30, 30)
