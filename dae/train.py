@@ -157,7 +157,8 @@ def fit(config: Config, workdir: Path, mnist: data.Mnist, log: Callable[[str], N
         last_epoch = min(manager.latest_step() or 0, config.epochs)
         if last_epoch:
             state, history = checkpoints.restore(manager, last_epoch, state)
-            log(f"[{config.model}] resuming from the checkpoint of epoch {last_epoch} in {model_dir}")
+            done = "already trained: restored" if last_epoch == config.epochs else "resuming from"
+            log(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
         step_fn = make_train_step(config)
         shuffle_rng, noise_rng = stream(config.seed, _SHUFFLE), stream(config.seed, _NOISE)
         num_train = train_u8.shape[0]
