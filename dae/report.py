@@ -45,13 +45,15 @@ def results_markdown(config: dict, results: dict[str, dict]) -> str:
         "",
         "## Beyond the paper",
         "",
-        "| model | train BCE | val BCE | val MSE | val PSNR (dB) | noisy input PSNR (dB) | s/epoch | train s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | train BCE | val BCE | val MSE | val PSNR (dB) | noisy input PSNR (dB) | val SSIM "
+        "| noisy input SSIM | s/epoch | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         lines.append(
             f"| `{name}` | {r['train_bce']:.4f} | {r['val_bce']:.4f} | {r['val_mse']:.5f} | "
-            f"{r['val_psnr']:.2f} | {r['noisy_psnr']:.2f} | {r['seconds_per_epoch']:.1f} | "
+            f"{r['val_psnr']:.2f} | {r['noisy_psnr']:.2f} | {r['val_ssim']:.4f} | {r['noisy_ssim']:.4f} | "
+            f"{r['seconds_per_epoch']:.1f} | "
             f"{r['train_seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
