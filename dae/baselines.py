@@ -45,7 +45,7 @@ def median_3x3(noisy_HW: np.ndarray, noise_std: float) -> np.ndarray:
 
 
 def total_variation(noisy_HW: np.ndarray, noise_std: float) -> np.ndarray:
-    """Chambolle's TV denoising, weight 0.7 x the estimated std (~0.15, the best fixed one of 0.1-0.6)."""
+    """Chambolle's TV, weight 0.7 x the estimated std (~0.15, the best fixed one of 0.1-0.6)."""
     return restoration.denoise_tv_chambolle(noisy_HW, weight=0.7 * estimated_std(noisy_HW))
 
 

@@ -41,12 +41,12 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
         log(f"[{config.model}] training in {workdir / config.model}")
         results[config.model], states[config.model] = train.fit(
             config, workdir, mnist, log=log, validation=validation)
-    subset = {"examples": subset_size, "rows": {
-        name: baselines.evaluate_model(state, *validation, subset_size) for name, state in states.items()}}
+    rows = {name: baselines.evaluate_model(state, *validation, subset_size)
+            for name, state in states.items()}
     for name in baseline_names:
         log(f"[{name}] baseline on the first {subset_size} validation images")
-        subset["rows"].update(baselines.evaluate_baselines(
-            *validation, configs[0].noise_std, [name], subset_size))
+        rows.update(baselines.evaluate_baselines(*validation, configs[0].noise_std, [name], subset_size))
+    subset = {"examples": subset_size, "rows": rows}
     shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
     shared["models"] = [c.model for c in configs]
     report.write(workdir, shared, results, states, *validation, subset=subset)

@@ -39,14 +39,16 @@ def ssim(images_BHWC: jnp.ndarray, clean_BHWC: jnp.ndarray) -> jnp.ndarray:
     """Per-image SSIM (B,) for pixels in [0, 1]: Wang et al. 2004, 11x11 Gaussian window, sigma 1.5."""
     # Our own rather than dm-pix's pix.ssim (the same function; tests check it): pix filters with
     # a vmapped jnp.convolve, ~10x slower on a CPU than the two small matmuls with banded window
-    # matrices here, and evaluation computes SSIM every epoch for 10,000 images. Like pix.ssim and scikit-image's
-    # structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False), it
-    # averages the SSIM map over the positions where the whole window fits (18x18 for 28x28).
+    # matrices here, and evaluation computes SSIM every epoch for 10,000 images. Like pix.ssim
+    # and scikit-image's structural_similarity(gaussian_weights=True, sigma=1.5,
+    # use_sample_covariance=False), it averages the SSIM map over the positions where the whole
+    # window fits (18x18 for 28x28 images).
     # Channels before rows and columns: with them last, XLA's matmuls were 4x slower.
     x, y = jnp.moveaxis(images_BHWC, -1, 1), jnp.moveaxis(clean_BHWC, -1, 1)
     rows_IH, cols_JW = _window_rows(x.shape[2]), _window_rows(x.shape[3])
-    local_means_KBCIJ = jnp.einsum("ih,kbchw,jw->kbcij", rows_IH, jnp.stack([x, y, x * x, y * y, x * y]),
-                                   cols_JW, precision=jax.lax.Precision.HIGHEST)
+    moments_KBCHW = jnp.stack([x, y, x * x, y * y, x * y])
+    local_means_KBCIJ = jnp.einsum("ih,kbchw,jw->kbcij", rows_IH, moments_KBCHW, cols_JW,
+                                   precision=jax.lax.Precision.HIGHEST)
     mu_x, mu_y, mean_xx, mean_yy, mean_xy = local_means_KBCIJ
     var_x, var_y, cov_xy = mean_xx - mu_x * mu_x, mean_yy - mu_y * mu_y, mean_xy - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2  # (K1 L)^2 and (K2 L)^2 of Wang et al., data range L = 1

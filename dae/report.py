@@ -15,7 +15,8 @@ PAPER = {
 NUM_SAMPLES = 10  # digits shown in the figures
 
 
-def write_json(path: Path, config: dict, results: dict[str, dict], subset: Optional[dict] = None) -> None:
+def write_json(path: Path, config: dict, results: dict[str, dict],
+               subset: Optional[dict] = None) -> None:
     """results.json: the shared config, per model its metrics and history, and the subset rows."""
     everything = {"config": config, "models": results}
     if subset is not None:
@@ -57,8 +58,7 @@ def results_markdown(config: dict, results: dict[str, dict], subset: Optional[di
         lines.append(
             f"| `{name}` | {r['train_bce']:.4f} | {r['val_bce']:.4f} | {r['val_mse']:.5f} | "
             f"{r['val_psnr']:.2f} | {r['noisy_psnr']:.2f} | {r['val_ssim']:.4f} | {r['noisy_ssim']:.4f} | "
-            f"{r['seconds_per_epoch']:.1f} | "
-            f"{r['train_seconds']:.0f} |"
+            f"{r['seconds_per_epoch']:.1f} | {r['train_seconds']:.0f} |"
         )
     if subset is not None:
         lines += subset_markdown(subset)
