@@ -30,4 +30,5 @@ def run(workdir: Path, model: str, epoch: Optional[int] = None, data_dir: Option
     mnist = mnist or data.load_mnist(data_dir)
     clean, noisy = train.validation_set(config, mnist.test_u8)
     return {"model": config.model, "epoch": epoch, **train.evaluate(state, clean, noisy),
-            "noisy_psnr": train.noisy_psnr(clean, noisy)}
+            "noisy_psnr": train.noisy_psnr(clean, noisy),
+            "noisy_ssim": train.noisy_ssim(clean, noisy)}

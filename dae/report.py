@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -15,13 +16,17 @@ PAPER = {
 NUM_SAMPLES = 10  # digits shown in the figures
 
 
-def write_json(path: Path, config: dict, results: dict[str, dict]) -> None:
-    """results.json: the shared config and, per model, its metrics and per-epoch history."""
-    Path(path).write_text(json.dumps({"config": config, "models": results}, indent=2) + "\n")
+def write_json(path: Path, config: dict, results: dict[str, dict],
+               subset: Optional[dict] = None) -> None:
+    """results.json: the shared config, per model its metrics and history, and the subset rows."""
+    everything = {"config": config, "models": results}
+    if subset is not None:
+        everything["subset"] = subset
+    Path(path).write_text(json.dumps(everything, indent=2) + "\n")
 
 
-def results_markdown(config: dict, results: dict[str, dict]) -> str:
-    """The paper's Tables II and III side by side with ours, then our other metrics."""
+def results_markdown(config: dict, results: dict[str, dict], subset: Optional[dict] = None) -> str:
+    """The paper's Tables II and III side by side with ours, our other metrics, then the baselines."""
     lines = [
         f"# Results: noise {config['noise']}, {config['epochs']} epochs, "
         f"batch {config['batch_size']}, seed {config['seed']}"
@@ -46,16 +51,42 @@ def results_markdown(config: dict, results: dict[str, dict]) -> str:
         "",
         "## Beyond the paper",
         "",
-        "| model | train BCE | val BCE | val MSE | val PSNR (dB) | noisy input PSNR (dB) | s/epoch | train s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | train BCE | val BCE | val MSE | val PSNR (dB) | noisy input PSNR (dB) | val SSIM "
+        "| noisy input SSIM | s/epoch | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         lines.append(
             f"| `{name}` | {r['train_bce']:.4f} | {r['val_bce']:.4f} | {r['val_mse']:.5f} | "
-            f"{r['val_psnr']:.2f} | {r['noisy_psnr']:.2f} | {r['seconds_per_epoch']:.1f} | "
-            f"{r['train_seconds']:.0f} |"
+            f"{r['val_psnr']:.2f} | {r['noisy_psnr']:.2f} | {r['val_ssim']:.4f} | {r['noisy_ssim']:.4f} | "
+            f"{r['seconds_per_epoch']:.1f} | {r['train_seconds']:.0f} |"
         )
+    if subset is not None:
+        lines += subset_markdown(subset)
     return "\n".join(lines) + "\n"
+
+
+def subset_markdown(subset: dict) -> list[str]:
+    """One table of every model and baseline on the same first validation images."""
+    lines = [
+        "",
+        f"## Models and classical baselines on the first {subset['examples']:,} validation images",
+        "",
+        "PSNR and SSIM are means over those images. ms/image is wall-clock time: for a model, its "
+        "jitted evaluation (after compiling); for a baseline, denoising one image at a time on the "
+        "host.",
+        "",
+        "| method | params | val BCE | PSNR (dB) | SSIM | ms/image |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in subset["rows"].items():
+        # Only the learned models have parameters and a BCE (from their logits).
+        learned = f"`{name}` | {r['params']:,} | {r['val_bce']:.4f}" if "params" in r else None
+        lines.append(
+            f"| {learned or f'`{name}` (baseline) | - | -'} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+            f"{r['ms_per_image']:.2f} |"
+        )
+    return lines
 
 
 def _image_rows(path: Path, rows: list[tuple[str, np.ndarray]], title: str) -> None:
@@ -121,9 +152,10 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict, cle
     return paths
 
 
-def write(workdir: Path, config: dict, results: dict[str, dict], states: dict, clean, noisy) -> None:
+def write(workdir: Path, config: dict, results: dict[str, dict], states: dict, clean, noisy,
+          subset: Optional[dict] = None) -> None:
     """Everything a comparison leaves in its workdir besides the checkpoints."""
     workdir = Path(workdir)
-    write_json(workdir / "results.json", config, results)
-    (workdir / "results.md").write_text(results_markdown(config, results))
+    write_json(workdir / "results.json", config, results, subset)
+    (workdir / "results.md").write_text(results_markdown(config, results, subset))
     write_figures(workdir / "figures", results, states, clean, noisy)

@@ -82,11 +82,12 @@ def _eval_batch(apply_fn: Callable, variables, noisy: jax.Array, clean: jax.Arra
         "bce": metrics.bce_from_logits(logits, clean),
         "mse": metrics.mse(denoised, clean),
         "psnr": metrics.psnr(denoised, clean),
+        "ssim": metrics.ssim(denoised, clean),
     }
 
 
 def evaluate(state, clean: jax.Array, noisy: jax.Array) -> dict[str, float]:
-    """Validation metrics (means over images): val_bce, val_mse, val_psnr."""
+    """Validation metrics (means over images): val_bce, val_mse, val_psnr, val_ssim."""
     per_image = [
         _eval_batch(state.apply_fn, model_variables(state), noisy[i : i + EVAL_BATCH_SIZE],
                     clean[i : i + EVAL_BATCH_SIZE])
@@ -95,7 +96,7 @@ def evaluate(state, clean: jax.Array, noisy: jax.Array) -> dict[str, float]:
     # Means in float64 on the host, so the figure does not depend on the batch split.
     return {
         f"val_{name}": float(np.mean(np.concatenate([np.asarray(b[name], np.float64) for b in per_image])))
-        for name in ("bce", "mse", "psnr")
+        for name in ("bce", "mse", "psnr", "ssim")
     }
 
 
@@ -118,6 +119,11 @@ def denoise(state: TrainState, noisy: jax.Array) -> jax.Array:
 def noisy_psnr(clean: jax.Array, noisy: jax.Array) -> float:
     """Mean PSNR of the noisy input itself: the baseline every denoiser must beat."""
     return float(np.mean(np.asarray(metrics.psnr(noisy, clean), np.float64)))
+
+
+def noisy_ssim(clean: jax.Array, noisy: jax.Array) -> float:
+    """Mean SSIM of the noisy input itself."""
+    return float(np.mean(np.asarray(metrics.ssim(noisy, clean), np.float64)))
 
 
 def _progress(total: int, desc: str):
@@ -181,10 +187,12 @@ def fit(config: Config, workdir: Path, mnist: data.Mnist, log: Callable[[str], N
             checkpoints.save(manager, epoch, state, history)
             log(f"[{config.model}] epoch {epoch}/{config.epochs} - {record['seconds']:.1f}s - "
                 f"loss: {record['train_bce']:.4f} - val_loss: {record['val_bce']:.4f} - "
-                f"val_psnr: {record['val_psnr']:.2f} dB")
+                f"val_psnr: {record['val_psnr']:.2f} dB - val_ssim: {record['val_ssim']:.4f}")
         manager.wait_until_finished()
     history = history[: config.epochs]
     final = history[-1]
+    if "val_ssim" not in final:  # Checkpoints written before SSIM was measured: measure it now.
+        final = {**evaluate(state, clean_val, noisy_val), **final}
     results = {
         "model": config.model,
         "params": models.count_params(state.params),
@@ -193,7 +201,9 @@ def fit(config: Config, workdir: Path, mnist: data.Mnist, log: Callable[[str], N
         "val_bce": final["val_bce"],
         "val_mse": final["val_mse"],
         "val_psnr": final["val_psnr"],
+        "val_ssim": final["val_ssim"],
         "noisy_psnr": noisy_psnr(clean_val, noisy_val),
+        "noisy_ssim": noisy_ssim(clean_val, noisy_val),
         "train_seconds": sum(r["seconds"] for r in history),
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])),
         "history": history,

@@ -21,6 +21,16 @@ def model_list(text: str) -> list[str]:
     return names
 
 
+def baseline_list(text: str) -> list[str]:
+    """--baselines a,b -> ['a', 'b'], 'none' -> [] (names are checked against the registry later)."""
+    if text.strip() == "none":
+        return []
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give baseline names, e.g. noisy,median, or none")
+    return names
+
+
 def run(main, argv=None) -> int:
     """main(argv)'s exit status (None: 0); a DaeError becomes one line on stderr and status 2."""
     import absl.logging

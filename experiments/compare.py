@@ -1,6 +1,7 @@
 """Trains every model on the same data and noise, then writes results.json, results.md, figures.
 
     python -m experiments.compare [--models dense,conv] [--epochs 20] [--noise gaussian:0.4] ...
+        [--baselines noisy,gaussian,median,tv,nlm,bm3d | none] [--baseline-examples 1000]
 """
 
 import dataclasses
@@ -28,6 +29,12 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--train-examples", type=int, default=None,
                    help="train on the first N training examples only")
+    p.add_argument("--baselines", type=_cli.baseline_list, default=None,
+                   help="comma-separated classical baselines (noisy,gaussian,median,tv,nlm,bm3d), "
+                        "or none (default: all of them)")
+    p.add_argument("--baseline-examples", type=int, default=None,
+                   help="compare baselines and models on the first N validation images "
+                        "(default: 1000, or all if fewer)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="where checkpoints and results go (default: checkpoints/<run-name>)")
     p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
@@ -37,7 +44,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> None:
-    from dae import compare  # Imports jax and flax: after the arguments are known to be fine.
+    from dae import baselines, compare  # Import jax and flax: after the arguments are known to be fine.
 
     args = parse_args(argv)
     noise = args.noise
@@ -48,8 +55,13 @@ def main(argv=None) -> None:
     base = Config(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                   noise=noise, seed=args.seed, train_examples=args.train_examples)
     configs = [dataclasses.replace(base, model=name).validate() for name in args.models]
+    if args.baselines is not None:
+        baselines.check_names(args.baselines)
+    if args.baseline_examples is not None:
+        baselines.check_examples(args.baseline_examples)  # The upper bound needs the data.
     workdir = args.workdir or Path("checkpoints") / compare.run_name(base)
-    compare.run(configs, workdir, data_dir=args.data_dir, download=args.download)
+    compare.run(configs, workdir, data_dir=args.data_dir, download=args.download,
+                baseline_names=args.baselines, baseline_examples=args.baseline_examples)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ def run_parser_error(main, argv, capsys):
     (["--noise", "gaussian:-1"], ["--noise", "bad level"]),
     (["--noise", "blur:3"], ["--noise", "bad noise spec 'blur:3'"]),
     (["--noise", "salt_pepper:2"], ["--noise", "out of range"]),
+    (["--baselines", "noisy,wiener"], ["--baselines", "unknown baseline 'wiener'", "bm3d, or none"]),
+    (["--baselines", "none,median"], ["--baselines", "unknown baseline 'none'"]),
+    (["--baseline-examples", "0"], ["--baseline-examples", "positive", "got 0"]),
 ])
 def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, tmp_path):
     code, err = run_cli(compare.main, argv + ["--workdir", str(tmp_path), "--data-dir", "/nonexistent"], capsys)
@@ -55,6 +58,8 @@ def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, 
     (["--models", ","], ["--models", "at least one model"]),
     (["--frobnicate"], ["unrecognized arguments: --frobnicate"]),
     (["--noise", "gaussian:0.1", "--noise-std", "0.2"], ["--noise-std", "not allowed with"]),
+    (["--baselines", ","], ["--baselines", "noisy,median, or none"]),
+    (["--baseline-examples", "many"], ["--baseline-examples", "invalid int value: 'many'"]),
 ])
 def test_compare_rejects_malformed_arguments(argv, needles, capsys):
     code, err = run_parser_error(compare.main, argv, capsys)
@@ -65,6 +70,13 @@ def test_compare_rejects_a_batch_larger_than_the_training_set(capsys, tmp_path):
     with tfds.testing.mock_data(num_examples=256):
         code, err = run_cli(compare.main, ["--batch-size", "300", "--workdir", str(tmp_path)], capsys)
     assert_one_line_error(code, err, "--batch-size", "300 is larger than the training set (256")
+
+
+def test_compare_rejects_more_baseline_examples_than_validation_images_before_training(capsys, tmp_path):
+    with tfds.testing.mock_data(num_examples=256):
+        code, err = run_cli(compare.main, ["--baseline-examples", "300", "--workdir", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, "--baseline-examples", "300 is more than the 256 validation images")
+    assert not any(tmp_path.iterdir())
 
 
 def test_compare_says_where_it_looked_for_missing_data(capsys, tmp_path):

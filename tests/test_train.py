@@ -50,8 +50,25 @@ def test_resuming_gives_the_numbers_of_an_uninterrupted_run(mock_mnist, tmp_path
     logs = []
     resumed, _ = train.fit(config, tmp_path / "cut", mock_mnist, log=logs.append)
     assert any("resuming from the checkpoint of epoch 1" in line for line in logs)
-    for key in ("train_bce", "val_bce", "val_mse", "val_psnr"):
+    for key in ("train_bce", "val_bce", "val_mse", "val_psnr", "val_ssim"):
         assert resumed[key] == uninterrupted[key], key
+
+
+def test_a_checkpoint_written_before_ssim_was_measured_still_reports_it(mock_mnist, tmp_path, monkeypatch):
+    from dae import checkpoints
+
+    config = Config(model="dense", epochs=1, batch_size=64)
+    first, _ = train.fit(config, tmp_path, mock_mnist, log=lambda _: None)
+    restore = checkpoints.restore
+
+    def restore_without_ssim(*args):
+        state, history = restore(*args)
+        return state, [{k: v for k, v in r.items() if k != "val_ssim"} for r in history]
+
+    monkeypatch.setattr(checkpoints, "restore", restore_without_ssim)
+    resumed, _ = train.fit(config, tmp_path, mock_mnist, log=lambda _: None)
+    assert "val_ssim" not in resumed["history"][-1]
+    assert abs(resumed["val_ssim"] - first["val_ssim"]) < 1e-6
 
 
 def test_a_workdir_of_another_config_is_refused(mock_mnist, tmp_path):
@@ -65,18 +82,21 @@ def test_a_workdir_of_another_config_is_refused(mock_mnist, tmp_path):
 
 def test_whole_tiny_comparison_under_mock_data_writes_every_output(mock_mnist, tmp_path):
     configs = [Config(model=m, **TINY) for m in ("dense", "conv")]
-    compare.run(configs, tmp_path, mnist=mock_mnist, log=lambda _: None)
+    compare.run(configs, tmp_path, mnist=mock_mnist, log=lambda _: None, baseline_names=["noisy"],
+                baseline_examples=8)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["config"]["models"] == ["dense", "conv"]
     assert results["models"]["dense"]["params"] == 101_200
     assert results["models"]["conv"]["params"] == 28_353
     for r in results["models"].values():
         assert len(r["history"]) == 2 and r["epochs"] == 2
-        assert set(r) >= {"train_bce", "val_bce", "val_mse", "val_psnr", "noisy_psnr",
-                          "train_seconds", "seconds_per_epoch"}
+        assert set(r) >= {"train_bce", "val_bce", "val_mse", "val_psnr", "val_ssim", "noisy_psnr",
+                          "noisy_ssim", "train_seconds", "seconds_per_epoch"}
+        assert -1 <= r["val_ssim"] <= 1 and -1 <= r["noisy_ssim"] <= 1
         assert np.isfinite([r["train_bce"], r["val_bce"], r["val_psnr"]]).all()
     # The same fixed validation noise for every model.
     assert results["models"]["dense"]["noisy_psnr"] == results["models"]["conv"]["noisy_psnr"]
+    assert list(results["subset"]["rows"]) == ["dense", "conv", "noisy"]
     table = (tmp_path / "results.md").read_text()
     assert "| 101,200 | 101,200 | 0.2305 |" in table and "| 28,353 | 28,353 | 0.0871 |" in table
     figures = sorted(p.name for p in (tmp_path / "figures").iterdir())

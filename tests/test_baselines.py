@@ -1,0 +1,105 @@
+"""Classical baselines: each denoises real digits, the evaluation rows, and the comparison's table."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from dae import baselines, data, noise, train
+from dae.config import Config, ConfigError
+from experiments import _cli, compare
+
+NUM_REAL = 6  # BM3D takes ~0.5-0.9 s per image
+
+
+@pytest.fixture(scope="module")
+def real_pairs(real_mnist):
+    """(clean, noisy) float32 (6, 28, 28, 1): real test digits with fixed sigma-0.4 noise."""
+    clean = data.to_float(real_mnist.test_u8[:NUM_REAL])
+    return clean, noise.gaussian(jax.random.key(0), clean, 0.4)
+
+
+@pytest.mark.parametrize("name", list(baselines.REGISTRY))
+def test_each_baseline_keeps_the_shape_and_range(real_pairs, name):
+    noisy_HW = np.asarray(real_pairs[1][0, ..., 0], np.float64)
+    denoised_HW = np.asarray(baselines.REGISTRY[name](noisy_HW))
+    assert denoised_HW.shape == (28, 28) and np.isfinite(denoised_HW).all()
+    # BM3D's transform-domain filtering rings a little past [0, 1]; evaluation clips that.
+    assert -0.2 <= denoised_HW.min() and denoised_HW.max() <= 1.2
+
+
+def test_every_denoiser_beats_the_noisy_input_on_real_digits(real_pairs):
+    rows = baselines.evaluate_baselines(*real_pairs, list(baselines.REGISTRY), NUM_REAL)
+    assert list(rows) == list(baselines.REGISTRY)
+    for name, row in rows.items():
+        assert set(row) == {"psnr", "ssim", "ms_per_image", "examples"}, name
+        assert row["examples"] == NUM_REAL and row["ms_per_image"] >= 0, name
+        if name != "noisy":
+            assert row["psnr"] > rows["noisy"]["psnr"] + 1.0, name  # ~11 dB noisy, 13.7-15.6 denoised
+    # The noisy row is the noisy input as dae.metrics sees it.
+    assert abs(rows["noisy"]["psnr"] - train.noisy_psnr(*real_pairs)) < 1e-5
+    assert abs(rows["noisy"]["ssim"] - train.noisy_ssim(*real_pairs)) < 1e-6
+
+
+def test_outputs_are_clipped_and_only_the_first_images_count(real_pairs, monkeypatch):
+    clean, noisy = real_pairs
+    monkeypatch.setitem(baselines.REGISTRY, "overshoot", lambda noisy_HW: noisy_HW + 5.0)
+    rows = baselines.evaluate_baselines(clean, noisy, ["overshoot", "noisy"], 2)
+    # 1e-5 dB: jitted and op-by-op float32 sums differ in the last bits.
+    assert abs(rows["overshoot"]["psnr"] - train.noisy_psnr(clean[:2], np.ones_like(clean[:2]))) < 1e-5
+    assert abs(rows["noisy"]["psnr"] - train.noisy_psnr(clean[:2], noisy[:2])) < 1e-5
+
+
+def test_a_learned_model_is_evaluated_on_the_same_images(real_pairs):
+    state = train.create_train_state(jax.random.key(0), Config(model="dense"))
+    row = baselines.evaluate_model(state, *real_pairs, 4)
+    expected = train.evaluate(state, real_pairs[0][:4], real_pairs[1][:4])
+    assert row == {"psnr": expected["val_psnr"], "ssim": expected["val_ssim"], "examples": 4,
+                   "val_bce": expected["val_bce"], "params": 101_200,
+                   "ms_per_image": row["ms_per_image"]}
+
+
+def test_bad_names_and_sizes_are_config_errors(real_pairs):
+    with pytest.raises(ConfigError, match="--baselines: unknown baseline 'wiener'; choose from noisy, "):
+        baselines.evaluate_baselines(*real_pairs, ["median", "wiener"], 2)
+    with pytest.raises(ConfigError, match="--baseline-examples: 7 is more than the 6 validation images"):
+        baselines.evaluate_baselines(*real_pairs, ["noisy"], 7)
+    with pytest.raises(ConfigError, match="--baseline-examples: must be a positive integer, got 0"):
+        baselines.check_examples(0)
+
+
+def test_compare_writes_one_table_of_models_and_baselines(tmp_path, capsys):
+    argv = ["--models", "dense", "--epochs", "1", "--batch-size", "64", "--baselines", "noisy,median",
+            "--baseline-examples", "8", "--workdir", str(tmp_path)]
+    with tfds.testing.mock_data(num_examples=256):
+        assert _cli.run(compare.main, argv) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    subset = results["subset"]
+    assert subset["examples"] == 8 and list(subset["rows"]) == ["dense", "noisy", "median"]
+    assert set(subset["rows"]["dense"]) == {"psnr", "ssim", "ms_per_image", "examples", "params", "val_bce"}
+    assert subset["rows"]["dense"]["params"] == 101_200
+    assert set(results["models"]["dense"]) >= {"val_ssim", "noisy_ssim"}
+    table = (tmp_path / "results.md").read_text()
+    assert "## Models and classical baselines on the first 8 validation images" in table
+    assert "| method | params | val BCE | PSNR (dB) | SSIM | ms/image |" in table
+    assert "| `dense` | 101,200 | " in table and "| `median` (baseline) | - | - | " in table
+    assert "[median] baseline on the first 8 validation images" in capsys.readouterr().out
+
+
+def test_metrics_agree_with_scikit_image_on_real_denoised_digits(real_pairs):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from dae import metrics
+
+    clean, noisy = (np.asarray(a, np.float64)[..., 0] for a in real_pairs)
+    denoised = np.stack([baselines.median_3x3(image) for image in noisy])
+    for images in (noisy, denoised):
+        ours_psnr = metrics.psnr(images[..., None].astype(np.float32), real_pairs[0])
+        ours_ssim = metrics.ssim(images[..., None].astype(np.float32), real_pairs[0])
+        np.testing.assert_allclose(ours_psnr, [peak_signal_noise_ratio(c, x, data_range=1.0)
+                                               for c, x in zip(clean, images)], atol=1e-3)
+        np.testing.assert_allclose(ours_ssim, [structural_similarity(
+            x, c, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+            for c, x in zip(clean, images)], atol=1e-3)
