@@ -14,7 +14,8 @@ from experiments import sweep as sweep_cli
 def test_sweep_evaluates_every_model_at_every_level(mock_mnist, tmp_path):
     for model in ("dense", "conv"):
         train.fit(Config(model=model, epochs=1, batch_size=64), tmp_path, mock_mnist, log=lambda _: None)
-    result = sweep.run(tmp_path, levels=(0.2, 0.4, 0.6), mnist=mock_mnist, log=lambda _: None)
+    result = sweep.run(tmp_path, levels=(0.2, 0.4, 0.6), mnist=mock_mnist, log=lambda _: None,
+                       baseline_names=["median"], baseline_examples=16)
     saved = json.loads((tmp_path / "sweep.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert list(saved["rows"]) == ["noisy input", "conv", "dense"]
@@ -25,6 +26,10 @@ def test_sweep_evaluates_every_model_at_every_level(mock_mnist, tmp_path):
     table = (tmp_path / "sweep.md").read_text()
     assert "| `conv` (gaussian:0.4) |" in table and table.count("*") >= 2 + 1
     assert (tmp_path / "figures" / "sweep_psnr.png").read_bytes()[:4] == b"\x89PNG"
+    subset = saved["subset"]
+    assert subset["examples"] == 16 and list(subset["rows"]) == ["conv", "dense", "median"]
+    assert [r["sigma"] for r in subset["rows"]["median"]] == [0.2, 0.4, 0.6]
+    assert "## Models and classical baselines on the first 16 validation images" in table
 
 
 def test_sweep_errors(tmp_path):
@@ -39,6 +44,7 @@ def test_sweep_errors(tmp_path):
 @pytest.mark.parametrize("argv, needle", [
     (["--workdir", "/nonexistent", "--levels", "0.1"], "does not exist"),
     (["--workdir", "/tmp", "--levels", "-0.5"], "--levels"),
+    (["--workdir", "/tmp", "--baselines", "median,wiener"], "unknown baseline 'wiener'"),
 ])
 def test_sweep_cli_errors_are_one_line(argv, needle, capsys):
     code = _cli.run(sweep_cli.main, argv)
