@@ -44,9 +44,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> None:
-    from dae import baselines, compare  # Import jax and flax: after the arguments are known to be fine.
-
     args = parse_args(argv)
+    from dae import baselines, compare  # Imports jax and flax: only once the arguments parse.
+
     noise = args.noise
     if args.noise_std is not None:
         if not 0 <= args.noise_std < float("inf"):

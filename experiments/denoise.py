@@ -21,9 +21,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from dae import denoise  # Imports jax and flax: after the arguments are known to be fine.
-
     args = parse_args(argv)
+    from dae import denoise  # Imports jax and flax: only once the arguments parse.
+
     written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,
                                             args.epoch)
     for source, destination in written:

@@ -20,9 +20,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> None:
-    from dae import evaluate
-
     args = parse_args(argv)
+    from dae import evaluate  # Imports jax and flax: only once the arguments parse.
+
     metrics = evaluate.run(args.workdir, args.model, args.epoch, data_dir=args.data_dir)
     print(json.dumps(metrics, indent=2))
 

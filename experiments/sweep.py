@@ -33,9 +33,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> None:
-    from dae import sweep
-
     args = parse_args(argv)
+    from dae import sweep  # Imports jax and flax: only once the arguments parse.
+
     levels = sweep.DEFAULT_LEVELS if args.levels is None else args.levels
     sweep.check_levels(levels)
     sweep.run(args.workdir, levels, seed=args.seed, data_dir=args.data_dir,
