@@ -23,13 +23,13 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
         baseline_examples: Optional[int] = None) -> dict:
     """Trains each config's model (resuming where checkpoints exist), runs the baselines, reports.
 
-    Baselines (default: all) and models are compared on the first `baseline_examples` validation
-    images (default: 1,000, or all of them if there are fewer).
+    Baselines (default: baselines.DEFAULT_NAMES, all but BM3D; ["all"]: all) and models are
+    compared on the first `baseline_examples` validation images (default: 1,000, or all of them if
+    there are fewer).
     """
     workdir = Path(workdir)
     start = time.perf_counter()
-    baseline_names = list(baselines.REGISTRY) if baseline_names is None else list(baseline_names)
-    baselines.check_names(baseline_names)
+    baseline_names = baselines.resolve_names(baseline_names)
     if mnist is None:
         log(f"loading MNIST from {data.resolve_data_dir(data_dir)}")
         mnist = data.load_mnist(data_dir, download)

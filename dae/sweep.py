@@ -39,7 +39,7 @@ def run(workdir: Path, levels: Sequence[float] = DEFAULT_LEVELS, seed: int = 0,
     The baselines, and the models once more, are scored on the first `baseline_examples` images.
     """
     check_levels(levels)
-    baselines.check_names(baseline_names)
+    baseline_names = baselines.resolve_names(baseline_names)
     workdir = Path(workdir)
     names = trained_models(workdir)
     states = {name: evaluate.load(workdir, name) for name in names}

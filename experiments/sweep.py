@@ -1,7 +1,7 @@
 """Evaluates every trained model of a workdir at several Gaussian noise levels.
 
     python -m experiments.sweep --workdir DIR [--levels 0.1,0.2,...,0.8] [--seed 0]
-        [--baselines median,gaussian,tv,nlm | none] [--baseline-examples 200]
+        [--baselines median,gaussian,tv,nlm | all | none] [--baseline-examples 200]
 """
 
 import argparse
@@ -25,7 +25,7 @@ def parse_args(argv=None):
                    help="comma-separated sigmas (default: 0.1,...,0.8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation noise")
     p.add_argument("--baselines", type=_cli.baseline_list, default=None,
-                   help="classical baselines to add, or none (default: median,gaussian,tv,nlm)")
+                   help="classical baselines to add, all, or none (default: median,gaussian,tv,nlm)")
     p.add_argument("--baseline-examples", type=int, default=None,
                    help="how many validation images the baselines run on (default: 200)")
     p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
@@ -34,12 +34,12 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from dae import sweep  # Imports jax and flax: only once the arguments parse.
+    from dae import baselines, sweep  # Imports jax and flax: only once the arguments parse.
 
     levels = sweep.DEFAULT_LEVELS if args.levels is None else args.levels
     sweep.check_levels(levels)
     sweep.run(args.workdir, levels, seed=args.seed, data_dir=args.data_dir,
-              baseline_names=sweep.DEFAULT_BASELINES if args.baselines is None else args.baselines,
+              baseline_names=baselines.resolve_names(args.baselines, sweep.DEFAULT_BASELINES),
               baseline_examples=(sweep.DEFAULT_BASELINE_EXAMPLES if args.baseline_examples is None
                                  else args.baseline_examples))
 

@@ -61,6 +61,16 @@ def test_a_learned_model_is_evaluated_on_the_same_images(real_pairs):
                    "ms_per_image": row["ms_per_image"]}
 
 
+def test_the_default_leaves_out_only_bm3d_and_all_means_all():
+    assert baselines.resolve_names(None) == [n for n in baselines.REGISTRY if n != "bm3d"]
+    assert baselines.resolve_names(["all"]) == list(baselines.REGISTRY)
+    assert baselines.resolve_names(["median", "bm3d"]) == ["median", "bm3d"]
+    assert baselines.resolve_names([]) == []
+    assert baselines.resolve_names(None, default=("median",)) == ["median"]
+    with pytest.raises(ConfigError, match="unknown baseline 'all'"):
+        baselines.resolve_names(["all", "median"])
+
+
 def test_bad_names_and_sizes_are_config_errors(real_pairs):
     with pytest.raises(ConfigError, match="--baselines: unknown baseline 'wiener'; choose from noisy, "):
         baselines.evaluate_baselines(*real_pairs, ["median", "wiener"], 2)

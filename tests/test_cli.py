@@ -43,8 +43,9 @@ def run_parser_error(main, argv, capsys):
     (["--noise", "gaussian:-1"], ["--noise", "bad level"]),
     (["--noise", "blur:3"], ["--noise", "bad noise spec 'blur:3'"]),
     (["--noise", "salt_pepper:2"], ["--noise", "out of range"]),
-    (["--baselines", "noisy,wiener"], ["--baselines", "unknown baseline 'wiener'", "bm3d, or none"]),
+    (["--baselines", "noisy,wiener"], ["--baselines", "unknown baseline 'wiener'", "bm3d, or all or none"]),
     (["--baselines", "none,median"], ["--baselines", "unknown baseline 'none'"]),
+    (["--baselines", "all,median"], ["--baselines", "unknown baseline 'all'"]),
     (["--baseline-examples", "0"], ["--baseline-examples", "positive", "got 0"]),
 ])
 def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, tmp_path):

@@ -20,6 +20,7 @@ def init_params(name: str):
 
 @pytest.mark.parametrize("name, expected", [
     ("dense", 101_200), ("conv", 28_353), ("dncnn", 9_649), ("unet", 32_521),
+    ("unet_wide", 129_553),
 ])
 def test_parameter_counts_match_the_paper(name, expected):
     assert models.count_params(init_params(name)) == expected
@@ -121,3 +122,9 @@ def test_unet_has_skip_connections_at_both_resolutions():
     # The decoder blocks take upsampled features concatenated with the encoder's.
     assert shapes["Conv_6"]["kernel"] == (3, 3, 32, 16)  # 16 up + 16 skip at 14x14
     assert shapes["Conv_8"]["kernel"] == (3, 3, 16, 8)  # 8 up + 8 skip at 28x28
+
+
+def test_the_wide_unet_is_the_unet_at_twice_the_width():
+    narrow, wide = (jax.tree.map(jnp.shape, init_params(name)) for name in ("unet", "unet_wide"))
+    assert jax.tree.structure(narrow) == jax.tree.structure(wide)
+    assert wide["Conv_6"]["kernel"] == (3, 3, 64, 32) and wide["Conv_8"]["kernel"] == (3, 3, 32, 16)
