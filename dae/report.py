@@ -2,11 +2,11 @@
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
-from dae import train
+from dae import baselines, train
 
 # Tables II and III of the paper.
 PAPER = {
@@ -133,20 +133,34 @@ def _loss_curves(path: Path, results: dict[str, dict]) -> None:
     plt.close(fig)
 
 
-def write_figures(figures_dir: Path, results: dict[str, dict], states: dict, clean, noisy) -> list[Path]:
-    """Paper Figs. 4-7 (samples, noisy samples, noisy over denoised per model) and loss curves."""
+def method_rows(states: dict, clean_s: np.ndarray, noisy_s: np.ndarray,
+                baseline_names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+    """(label, images) rows: clean, noisy, each model's output, each baseline's (but `noisy`)."""
+    rows = [("clean", clean_s), ("noisy", noisy_s)]
+    rows += [(name, np.asarray(train.denoise(state, noisy_s))) for name, state in states.items()]
+    rows += [(name, baselines.denoise(name, noisy_s[..., 0])[..., None])
+             for name in baseline_names if name != "noisy"]
+    return rows
+
+
+def write_figures(figures_dir: Path, results: dict[str, dict], states: dict, clean, noisy,
+                  baseline_names: Sequence[str] = ()) -> list[Path]:
+    """Paper Figs. 4-7 (samples, noisy samples, noisy over denoised per model), loss curves, and
+    methods.png: clean, noisy, then every model's and baseline's output for the same digits."""
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     clean_s, noisy_s = np.asarray(clean[:NUM_SAMPLES]), np.asarray(noisy[:NUM_SAMPLES])
     paths = [figures_dir / "samples.png", figures_dir / "samples_noisy.png"]
     _image_rows(paths[0], [("clean", clean_s)], "MNIST validation samples (paper Fig. 4)")
     _image_rows(paths[1], [("noisy", noisy_s)], "The same samples with noise (paper Fig. 5)")
-    for name, state in states.items():
-        denoised = np.asarray(train.denoise(state, noisy_s))
+    rows = method_rows(states, clean_s, noisy_s, baseline_names)
+    for name, denoised in rows[2 : 2 + len(states)]:
         path = figures_dir / f"denoised_{name}.png"
         _image_rows(path, [("noisy", noisy_s), ("denoised", denoised)],
                     f"{name}: noisy inputs (top), denoised outputs (bottom) (paper Figs. 6-7)")
         paths.append(path)
+    paths.append(figures_dir / "methods.png")
+    _image_rows(paths[-1], rows, "Clean, noisy, and each method's output")
     paths.append(figures_dir / "loss_curves.png")
     _loss_curves(paths[-1], results)
     return paths
@@ -158,4 +172,5 @@ def write(workdir: Path, config: dict, results: dict[str, dict], states: dict, c
     workdir = Path(workdir)
     write_json(workdir / "results.json", config, results, subset)
     (workdir / "results.md").write_text(results_markdown(config, results, subset))
-    write_figures(workdir / "figures", results, states, clean, noisy)
+    baseline_names = [n for n, row in (subset or {}).get("rows", {}).items() if "params" not in row]
+    write_figures(workdir / "figures", results, states, clean, noisy, baseline_names)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from dae import baselines, data, noise, train
+from dae import baselines, data, noise, report, train
 from dae.config import Config, ConfigError
 from experiments import _cli, compare
 
@@ -93,9 +93,21 @@ def test_compare_writes_one_table_of_models_and_baselines(tmp_path, capsys):
     assert set(results["models"]["dense"]) >= {"val_ssim", "noisy_ssim"}
     table = (tmp_path / "results.md").read_text()
     assert "## Models and classical baselines on the first 8 validation images" in table
+    assert (tmp_path / "figures" / "methods.png").is_file()
     assert "| method | params | val BCE | PSNR (dB) | SSIM | ms/image |" in table
     assert "| `dense` | 101,200 | " in table and "| `median` (baseline) | - | - | " in table
     assert "[median] baseline on the first 8 validation images" in capsys.readouterr().out
+
+
+def test_the_methods_figure_shows_every_model_and_baseline_on_the_same_digits(real_pairs):
+    clean, noisy = (np.asarray(a[:3]) for a in real_pairs)
+    state = train.create_train_state(jax.random.key(0), Config(model="dense"))
+    rows = report.method_rows({"dense": state}, clean, noisy, ["noisy", "median", "bm3d"])
+    assert [label for label, _ in rows] == ["clean", "noisy", "dense", "median", "bm3d"]
+    assert all(images.shape == (3, 28, 28, 1) for _, images in rows)
+    np.testing.assert_array_equal(rows[1][1], noisy)
+    np.testing.assert_allclose(rows[2][1], train.denoise(state, noisy))
+    np.testing.assert_allclose(rows[3][1][..., 0], [baselines.median_3x3(im) for im in noisy[..., 0]])
 
 
 def test_metrics_agree_with_scikit_image_on_real_denoised_digits(real_pairs):

@@ -101,7 +101,7 @@ def test_whole_tiny_comparison_under_mock_data_writes_every_output(mock_mnist, t
     assert "| 101,200 | 101,200 | 0.2305 |" in table and "| 28,353 | 28,353 | 0.0871 |" in table
     figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
     assert figures == ["denoised_conv.png", "denoised_dense.png", "loss_curves.png",
-                       "samples.png", "samples_noisy.png"]
+                       "methods.png", "samples.png", "samples_noisy.png"]
     assert all((tmp_path / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
 
 
