@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import restoration
 
-from dae import metrics, models, train
+from dae import metrics, models, train, xla
 from dae.config import ConfigError
 
 NONE = "none"  # --baselines none: no baseline
@@ -109,7 +109,7 @@ def check_examples(num_examples: int, available: Optional[int] = None) -> None:
                           f"validation images; use at most {available}")
 
 
-@jax.jit
+@xla.jit
 def _quality(images: jax.Array, clean: jax.Array) -> dict[str, jax.Array]:
     return {"psnr": metrics.psnr(images, clean), "ssim": metrics.ssim(images, clean)}
 

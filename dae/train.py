@@ -11,7 +11,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from dae import checkpoints, data, metrics, models, noise
+from dae import checkpoints, data, metrics, models, noise, xla
 from dae.config import Config
 
 EVAL_BATCH_SIZE = 1000
@@ -71,10 +71,10 @@ def train_step(state, clean_u8_BHWC: jax.Array, rng: jax.Array, *, noise_model: 
 
 def make_train_step(config: Config):
     """train_step jitted once for `config`, the state donated so XLA updates it in place."""
-    return jax.jit(functools.partial(train_step, noise_model=config.noise_model()), donate_argnums=0)
+    return xla.jit(functools.partial(train_step, noise_model=config.noise_model()), donate_argnums=0)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(xla.jit, static_argnums=0)
 def _eval_batch(apply_fn: Callable, variables, noisy: jax.Array, clean: jax.Array):
     logits = apply_fn(variables, noisy)
     denoised = jax.nn.sigmoid(logits)
@@ -106,7 +106,7 @@ def validation_set(config: Config, test_u8: jax.Array):
                                      config.noise_model())
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(xla.jit, static_argnums=0)
 def _denoise(apply_fn: Callable, variables, noisy: jax.Array) -> jax.Array:
     return jax.nn.sigmoid(apply_fn(variables, noisy))
 

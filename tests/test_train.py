@@ -1,5 +1,6 @@
 """Training: the jitted step, a whole tiny comparison under tfds mock data, reproducibility, resume."""
 
+import functools
 import json
 
 import jax
@@ -26,6 +27,18 @@ def test_train_step_compiles_once_donates_the_state_and_lowers_the_loss(mock_mni
     assert step._cache_size() == 1
     assert int(state.step) == 12
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU option")
+def test_the_train_step_compiles_with_the_cpu_options_of_dae_xla(mock_mnist):
+    config = Config(model="dense", **TINY)
+    state = train.create_train_state(jax.random.key(0), config)
+    args = (state, mock_mnist.train_u8[:64], jax.random.key(1))
+    ours = train.make_train_step(config).lower(*args).compile().as_text()
+    default = jax.jit(functools.partial(train.train_step, noise_model=config.noise_model())
+                      ).lower(*args).compile().as_text()
+    # dae.xla turns XLA:CPU's YNNPACK fusions off (measured faster: benchmarks/xla_options.py).
+    assert "__ynn_fusion" in default and "__ynn_fusion" not in ours
 
 
 def test_fit_is_reproducible_and_checkpoints_every_epoch(mock_mnist, tmp_path):
