@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from dae import compare, train
+from dae import compare, models, train
 from dae.config import Config
 
 TINY = dict(epochs=2, batch_size=64)
@@ -27,6 +27,25 @@ def test_train_step_compiles_once_donates_the_state_and_lowers_the_loss(mock_mni
     assert step._cache_size() == 1
     assert int(state.step) == 12
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+def test_every_registered_model_learns_a_batch_and_evaluates(name, mock_mnist):
+    config = Config(model=name, batch_size=32)
+    state = train.create_train_state(jax.random.key(0), config)
+    step = train.make_train_step(config)
+    batch = mock_mnist.train_u8[:32]
+    losses = []
+    for _ in range(8):
+        state, step_metrics = step(state, batch, jax.random.key(1))
+        losses.append(float(step_metrics["loss"]))
+    assert losses[-1] < losses[0]
+    clean, noisy = train.validation_set(config, mock_mnist.test_u8[:16])
+    scores = train.evaluate(state, clean, noisy)
+    assert set(scores) == {"val_bce", "val_mse", "val_psnr", "val_ssim"}
+    assert np.isfinite(list(scores.values())).all()
+    # Evaluation is deterministic (batch norm uses its running statistics there).
+    assert train.evaluate(state, clean, noisy) == scores
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU option")
