@@ -1,0 +1,29 @@
+"""The benchmarks run end to end (tiny step counts, mock data): their figures are measured, not asserted."""
+
+import json
+
+import tensorflow_datasets as tfds
+
+from benchmarks import throughput, xla_options
+from experiments import _cli
+
+
+def test_throughput_writes_images_per_second_ratios_and_the_evaluation_time(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["--models", "dense", "--steps", "2", "--warmup-steps", "0", "--batch-size", "32",
+            "--json", str(out)]
+    with tfds.testing.mock_data(num_examples=256):
+        assert _cli.run(throughput.main, argv) == 0
+    report = json.loads(out.read_text())
+    dense = report["models"]["dense"]
+    assert dense["implementations"]["jax"]["images_per_s"] > 0
+    assert dense["ours_evaluation_s"] > 0
+    # A missing peer is skipped with a note; a present one gets a ratio.
+    for peer in ("keras", "torch"):
+        assert (f"ours_over_{peer}" in dense["ratios"]) != (peer in report["skipped"])
+    assert "our evaluation of the 256 validation images" in capsys.readouterr().out
+
+
+def test_xla_options_times_both_compilations():
+    best = xla_options.time_variants("dense", steps=2, rounds=1, batch_size=32)
+    assert set(best) == {"xla defaults", "dae.xla options"} and min(best.values()) > 0
