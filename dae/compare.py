@@ -52,7 +52,8 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
     subset = {"examples": subset_size, "rows": rows}
     shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
     shared["models"] = [c.model for c in configs]
-    report.write(workdir, shared, results, states, *validation, subset=subset)
+    report.write(workdir, shared, results, states, *validation, subset=subset,
+                 baseline_names=baseline_names)
     log(f"wrote {workdir / 'results.json'}, {workdir / 'results.md'} and {workdir / 'figures'} "
         f"in {time.perf_counter() - start:.0f}s")
     return results

@@ -167,10 +167,9 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict, cle
 
 
 def write(workdir: Path, config: dict, results: dict[str, dict], states: dict, clean, noisy,
-          subset: Optional[dict] = None) -> None:
+          subset: Optional[dict] = None, baseline_names: Sequence[str] = ()) -> None:
     """Everything a comparison leaves in its workdir besides the checkpoints."""
     workdir = Path(workdir)
     write_json(workdir / "results.json", config, results, subset)
     (workdir / "results.md").write_text(results_markdown(config, results, subset))
-    baseline_names = [n for n, row in (subset or {}).get("rows", {}).items() if "params" not in row]
     write_figures(workdir / "figures", results, states, clean, noisy, baseline_names)
