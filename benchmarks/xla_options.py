@@ -11,6 +11,7 @@ import time
 import jax
 import numpy as np
 
+from benchmarks import throughput
 from dae import train, xla
 from dae.config import Config
 from experiments import _cli
@@ -45,7 +46,8 @@ def time_variants(name: str, steps: int, rounds: int, batch_size: int = 128) -> 
 def main(argv=None) -> None:
     p = _cli.Parser(prog="python -m benchmarks.xla_options", description=__doc__.splitlines()[0])
     p.add_argument("--models", type=_cli.model_list, default=list(DEFAULT_STEPS))
-    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--rounds", type=throughput.positive_int, default=4,
+                   help="alternating timing rounds; the best of each is kept (default: 4)")
     args = p.parse_args(argv)
     print(f"{jax.default_backend()}, dae.xla.CPU_OPTIONS = {xla.CPU_OPTIONS}")
     for name in args.models:
