@@ -16,7 +16,7 @@ from scipy import ndimage
 from skimage import restoration
 
 from dae import metrics, models, train, xla
-from dae.config import ConfigError
+from dae.errors import ConfigError
 
 NONE = "none"  # --baselines none: no baseline
 ALL = "all"  # --baselines all: every baseline in REGISTRY, BM3D included

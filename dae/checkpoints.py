@@ -5,13 +5,10 @@ from typing import Optional
 
 import orbax.checkpoint as ocp
 
-from dae.config import Config, DaeError
+from dae.config import Config
+from dae.errors import CheckpointError
 
 CONFIG_FILE = "config.json"
-
-
-class CheckpointError(DaeError):
-    """A checkpoint or its config is missing, or belongs to another run."""
 
 
 def open_manager(model_dir: Path, create: bool = True) -> ocp.CheckpointManager:

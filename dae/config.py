@@ -5,13 +5,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-
-class DaeError(Exception):
-    """A user-facing problem: the CLIs print its one-line message and exit non-zero."""
-
-
-class ConfigError(DaeError):
-    """An option has a value that is not allowed."""
+from dae.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,13 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from dae import noise
-from dae.config import DaeError
+from dae.errors import DataError
 
 DEFAULT_TFDS_DIR = Path("~/tensorflow_datasets").expanduser()
-
-
-class DataError(DaeError):
-    """The dataset could not be found or read."""
 
 
 class Mnist(NamedTuple):

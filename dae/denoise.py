@@ -7,16 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from dae import evaluate, models, train
-from dae.config import Config, DaeError
+from dae.config import Config
+from dae.errors import DaeError, ImageError
 
 OUTPUT_SUFFIX = "_denoised.png"
 
 # Pillow's modes of 16-bit (and wider) grayscale; PNG stores no more than 16 bits.
 _WIDE_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-
-
-class ImageError(DaeError):
-    """One input file cannot be denoised: unreadable, not an image, or a size the model refuses."""
 
 
 def read_image(path: Path) -> np.ndarray:

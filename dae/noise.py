@@ -10,7 +10,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from dae.config import ConfigError
+from dae.errors import ConfigError
 
 
 def _gaussian(rng, clean, level):

@@ -6,7 +6,7 @@ from typing import Callable, Optional, Sequence
 
 
 from dae import baselines, checkpoints, data, evaluate, noise, train
-from dae.config import ConfigError
+from dae.errors import ConfigError
 
 DEFAULT_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 # BM3D (~0.7 s an image) is left out by default: at 8 levels it would dominate the sweep's time.

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from dae.config import DaeError
+from dae.errors import DaeError
 
 
 class Parser(argparse.ArgumentParser):

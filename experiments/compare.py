@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from experiments import _cli
-from dae.config import Config, ConfigError
+from dae.config import Config
+from dae.errors import ConfigError
 
 
 def parse_args(argv=None):

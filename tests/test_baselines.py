@@ -8,7 +8,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from dae import baselines, data, noise, report, train
-from dae.config import Config, ConfigError
+from dae.config import Config
+from dae.errors import ConfigError
 from experiments import _cli, compare
 
 NUM_REAL = 6  # BM3D takes ~0.5-0.9 s per image

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from dae import noise, train
-from dae.config import Config, ConfigError
+from dae.config import Config
+from dae.errors import ConfigError
 
 
 def test_noise_has_the_requested_mean_and_std_where_clipping_is_rare():

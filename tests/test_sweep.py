@@ -6,7 +6,8 @@ import pytest
 
 from dae import sweep, train
 from dae.checkpoints import CheckpointError
-from dae.config import Config, ConfigError
+from dae.config import Config
+from dae.errors import ConfigError
 from experiments import _cli
 from experiments import sweep as sweep_cli
 

@@ -1,0 +1,24 @@
+"""The project's user-facing errors: the ground floor, imported by every module, importing nothing.
+
+The CLIs print a DaeError's message as one line on stderr and exit with status 2.
+"""
+
+
+class DaeError(Exception):
+    """A user-facing problem: the CLIs print its one-line message and exit non-zero."""
+
+
+class ConfigError(DaeError):
+    """An option has a value that is not allowed."""
+
+
+class DataError(DaeError):
+    """The dataset could not be found or read."""
+
+
+class CheckpointError(DaeError):
+    """A checkpoint or its config is missing, damaged, or belongs to another run."""
+
+
+class ImageError(DaeError):
+    """One input file cannot be denoised: unreadable, not an image, or a size the model refuses."""
