@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks import peers
 from dae import config as config_lib
-from dae import data, models, train
+from dae import data, evaluation, models, train
 from experiments import _cli
 
 # About 10-20 s per peer on 2 CPU cores (~950 images/s on conv, 10-30k on dense).
@@ -58,14 +58,14 @@ def run_ours(name: str, train_u8: jax.Array, *, steps: int, warmup_steps: int,
                         jax.default_backend())
 
 
-def time_evaluation(name: str, test_u8: jax.Array, *, noise_std: float, seed: int) -> float:
-    """Seconds for train.evaluate over the whole validation set (after a call that compiles)."""
+def time_evaluation(name: str, test: data.Split, *, noise_std: float, seed: int) -> float:
+    """Seconds for evaluation.evaluate over the whole validation set (after a call that compiles)."""
     config = config_lib.Config(model=name, noise=f"gaussian:{noise_std:g}", seed=seed).validate()
     state = train.create_train_state(jax.random.key(seed), config)
-    clean, noisy = jax.block_until_ready(train.validation_set(config, test_u8))
-    train.evaluate(state, clean, noisy)
+    validation = jax.block_until_ready(evaluation.validation_set(config, test))
+    evaluation.evaluate(state, validation)
     start = time.perf_counter()
-    train.evaluate(state, clean, noisy)  # Returns Python floats: everything has finished.
+    evaluation.evaluate(state, validation)  # Returns Python floats: everything has finished.
     return time.perf_counter() - start
 
 
@@ -181,7 +181,7 @@ def main(argv=None) -> None:
 
     start = time.perf_counter()
     mnist = data.load_mnist(args.data_dir)
-    train_u8 = jax.block_until_ready(mnist.train_u8)
+    train_u8 = jax.block_until_ready(mnist.train.pixels_u8)
     data_load_s = time.perf_counter() - start
     config_lib.Config(batch_size=args.batch_size).check_batch_fits(train_u8.shape[0])
     train_np = np.asarray(train_u8)  # The peers' copy, on the host.
@@ -206,7 +206,7 @@ def main(argv=None) -> None:
         results[name] = {
             "params": peers.EXPECTED_PARAMS[name],
             "steps": steps,
-            "ours_evaluation_s": time_evaluation(name, mnist.test_u8, noise_std=args.noise_std,
+            "ours_evaluation_s": time_evaluation(name, mnist.test, noise_std=args.noise_std,
                                                  seed=args.seed),
             "implementations": implementations,
             "ratios": {f"ours_over_{p}": ours / r["images_per_s"]
@@ -215,7 +215,7 @@ def main(argv=None) -> None:
 
     print_table(results, data_load_s)
     for name, result in results.items():
-        print(f"{name}: our evaluation of the {mnist.test_u8.shape[0]:,} validation images "
+        print(f"{name}: our evaluation of the {len(mnist.test):,} validation images "
               f"(BCE, MSE, PSNR, SSIM) takes {result['ours_evaluation_s']:.2f} s")
     if busy_at_start and busy_at_start > 0.25:
         print(f"Note: other work kept {busy_at_start:.1f} of {os.cpu_count()} cores busy at the "

@@ -1,59 +1,83 @@
 """The paper's experiment: every model trained on the same data and noise, then compared."""
 
+import re
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from dae import baselines, data, report, train
+from dae import baselines, data, evaluation, report, train
 from dae.config import Config
+
+
+def _noise_name(config: Config) -> str:
+    """'gaussian:0.4' -> 'sigma0.4'; 'gaussian:25/255' -> 'sigma25of255'; others 'KINDLEVEL'."""
+    kind, _, level = config.noise.partition(":")
+    if "/" not in level:
+        level = str(config.noise_model()).partition(":")[2]
+    level = level.replace("/", "of")
+    return f"sigma{level}" if kind == "gaussian" else f"{kind}{level}"
+
+
+def _dataset_name(spec: str) -> str:
+    """'tfds:cifar10' -> 'tfds-cifar10'; 'folder:/a/photos' -> 'folder-photos'."""
+    kind, _, arg = spec.partition(":")
+    if kind == "folder":
+        arg = "+".join(Path(d).name for d in arg.split(","))
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", f"{kind}-{arg}" if arg else kind)
 
 
 def run_name(config: Config) -> str:
     """Default workdir name: what makes runs comparable (models and epochs may grow in place)."""
-    noise_model = config.noise_model()
-    level = str(noise_model).partition(":")[2]
-    noise_name = f"sigma{level}" if noise_model.kind == "gaussian" else f"{noise_model.kind}{level}"
-    name = f"{noise_name}_b{config.batch_size}_lr{config.learning_rate:g}_seed{config.seed}"
-    return name + (f"_n{config.train_examples}" if config.train_examples else "")
+    name = f"{_noise_name(config)}_b{config.batch_size}_lr{config.learning_rate:g}_seed{config.seed}"
+    name += f"_n{config.train_examples}" if config.train_examples else ""
+    if not data.is_natural(config.dataset):
+        return name  # the paper's MNIST runs keep their names
+    patches = f"_p{config.patch_size}" if config.patch_size else ""
+    return f"{_dataset_name(config.dataset)}_{name}{patches}"
 
 
 def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None,
         download: bool = False, log: Callable[[str], None] = print,
-        mnist: Optional[data.Mnist] = None, baseline_names: Optional[Sequence[str]] = None,
+        dataset: Optional[data.Dataset] = None, baseline_names: Optional[Sequence[str]] = None,
         baseline_examples: Optional[int] = None) -> dict:
     """Trains each config's model (resuming where checkpoints exist), runs the baselines, reports.
 
-    Baselines (default: baselines.DEFAULT_NAMES, all but BM3D; ["all"]: all) and models are
-    compared on the first `baseline_examples` validation images (default: 1,000, or all of them if
-    there are fewer).
+    Baselines (default: baselines.DEFAULT_NAMES on MNIST, NATURAL_NAMES on photographs; ["all"]:
+    all) and models are compared on the first `baseline_examples` validation images (default:
+    1,000, or all of them if there are fewer).
     """
     workdir = Path(workdir)
     start = time.perf_counter()
-    baseline_names = baselines.resolve_names(baseline_names)
-    if mnist is None:
-        log(f"loading MNIST from {data.resolve_data_dir(data_dir)}")
-        mnist = data.load_mnist(data_dir, download)
+    natural = data.is_natural(configs[0].dataset)
+    baseline_names = baselines.resolve_names(
+        baseline_names, baselines.NATURAL_NAMES if natural else baselines.DEFAULT_NAMES)
+    if dataset is None:
+        log(f"loading {configs[0].dataset} from {data.resolve_data_dir(data_dir)}"
+            if not natural else f"loading {configs[0].dataset}")
+        dataset = data.load(configs[0].dataset, data_dir, download, configs[0].channels, warn=log)
     # The same validation noise for every model: it depends only on seed and noise.
-    validation = train.validation_set(configs[0], mnist.test_u8)
-    num_validation = validation[0].shape[0]
-    subset_size = (min(baselines.DEFAULT_EXAMPLES, num_validation) if baseline_examples is None
+    validation = evaluation.validation_set(configs[0], dataset.test)
+    subset_size = (min(baselines.DEFAULT_EXAMPLES, len(validation)) if baseline_examples is None
                    else baseline_examples)
-    baselines.check_examples(subset_size, num_validation)  # Before training, not after.
+    baselines.check_examples(subset_size, len(validation))  # Before training, not after.
     results, states = {}, {}
     for config in configs:
         log(f"[{config.model}] training in {workdir / config.model}")
         results[config.model], states[config.model] = train.fit(
-            config, workdir, mnist, log=log, validation=validation)
-    rows = {name: baselines.evaluate_model(state, *validation, subset_size)
-            for name, state in states.items()}
+            config, workdir, dataset, log=log, validation=validation)
+    subset = validation.take(subset_size)
+    rows = {name: baselines.evaluate_model(state, subset) for name, state in states.items()}
+    sigma = baselines.true_sigma(configs[0].noise_model())
+    outputs = {}  # the first few of each baseline's outputs, for the figures
     for name in baseline_names:
         log(f"[{name}] baseline on the first {subset_size} validation images")
-        rows.update(baselines.evaluate_baselines(*validation, [name], subset_size))
-    subset = {"examples": subset_size, "rows": rows}
+        rows.update(baselines.evaluate_baselines(subset, [name], sigma, outputs,
+                                                 keep=report.NUM_SAMPLES))
     shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
     shared["models"] = [c.model for c in configs]
-    report.write(workdir, shared, results, states, *validation, subset=subset,
-                 baseline_names=baseline_names)
+    report.write(workdir, shared, results, states, validation,
+                 subset={"examples": subset_size, "rows": rows},
+                 baseline_names=baseline_names, sigma=sigma, baseline_outputs=outputs)
     log(f"wrote {workdir / 'results.json'}, {workdir / 'results.md'} and {workdir / 'figures'} "
         f"in {time.perf_counter() - start:.0f}s")
     return results

@@ -2,15 +2,21 @@
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
 from dae.errors import ConfigError
 
+LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything that determines a training run (and so its numbers)."""
+    """Everything that determines a training run (and so its numbers).
+
+    The defaults are the paper's MNIST run; `dataset_defaults` gives those of natural images.
+    """
 
     model: str = "conv"
     epochs: int = 20
@@ -19,10 +25,28 @@ class Config:
     noise: str = "gaussian:0.4"  # a dae.noise spec: KIND:LEVEL or KIND:LOW-HIGH
     seed: int = 0
     train_examples: Optional[int] = None  # None: the whole training split
+    dataset: str = "mnist"  # a dae.data spec: mnist, tfds:NAME, folder:PATH, skimage
+    channels: int = 1
+    # (H, W) of every image when the dataset has one size (the dense model needs it), else None.
+    image_size: Optional[tuple[int, int]] = (28, 28)
+    patch_size: Optional[int] = None  # None: train on whole images
+    patches_per_epoch: Optional[int] = None  # with patch_size: an epoch is this many crops
+    loss: str = "bce"  # the paper's; mse or l1 make the models output pixels, not logits
+    clip_noise: bool = True  # clip noisy images to [0, 1] (the paper's T(x)); not for photographs
+    lr_schedule: str = "constant"  # constant, cosine (to 0 at the last step), warmup_cosine
+    warmup_epochs: int = 0  # warmup_cosine: epochs of linear warmup from 0
 
-    def validate(self) -> "Config":
-        """Raises ConfigError naming the first bad field; returns self for chaining."""
-        from dae import models  # Late import: models imports flax, config stays light.
+    def __post_init__(self):
+        if isinstance(self.image_size, list):  # from JSON
+            object.__setattr__(self, "image_size", tuple(self.image_size))
+
+    def validate(self, data_known: bool = True) -> "Config":
+        """Raises ConfigError naming the first bad field; returns self for chaining.
+
+        With `data_known=False` (options checked before the data is loaded) the checks that need
+        the dataset's image size and training-set size are left for later.
+        """
+        from dae import data, metrics, models  # Late imports: they import jax; config stays light.
 
         if self.model not in models.REGISTRY:
             raise ConfigError(
@@ -32,22 +56,64 @@ class Config:
             raise ConfigError(f"--epochs: must be a positive integer, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size: must be a positive integer, got {self.batch_size}")
-        if not self.learning_rate > 0:
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ConfigError(f"--learning-rate: must be positive, got {self.learning_rate}")
         self.noise_model()
-        if self.train_examples is not None:
-            if self.train_examples < 1:
-                raise ConfigError(
-                    f"--train-examples: must be a positive integer, got {self.train_examples}"
-                )
-            self.check_batch_fits(self.train_examples)
+        data.parse(self.dataset)
+        if self.channels not in (1, 3):
+            raise ConfigError(f"--channels: must be 1 or 3, got {self.channels}")
+        if self.loss not in metrics.LOSSES:
+            raise ConfigError(f"--loss: unknown loss {self.loss!r}; choose from "
+                              f"{', '.join(metrics.LOSSES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"--lr-schedule: unknown schedule {self.lr_schedule!r}; choose from "
+                              f"{', '.join(LR_SCHEDULES)}")
+        if not 0 <= self.warmup_epochs < self.epochs or (
+                self.lr_schedule == "warmup_cosine" and self.warmup_epochs < 1):
+            raise ConfigError(f"--warmup-epochs: must be at least 1 (with warmup_cosine) and less "
+                              f"than --epochs ({self.epochs}), got {self.warmup_epochs}")
+        if self.train_examples is not None and self.train_examples < 1:
+            raise ConfigError(f"--train-examples: must be a positive integer, got {self.train_examples}")
+        if self.patch_size is not None and self.patch_size < 1:
+            raise ConfigError(f"--patch-size: must be a positive integer, got {self.patch_size}")
+        if data_known:
+            if self.train_examples is not None and self.patch_size is None:
+                self.check_batch_fits(self.train_examples)
+            self._validate_patches(models)
         return self
+
+    def _validate_patches(self, models) -> None:
+        multiple = models.input_multiple(self.model)
+        if self.patch_size is None:
+            if self.image_size is None:
+                raise ConfigError(f"--patch-size: the images of {self.dataset} have several sizes, "
+                                  f"so training needs crops: give a patch size")
+            return
+        if multiple is None:
+            raise ConfigError(f"--patch-size: model {self.model!r} takes whole images of one size "
+                              f"only; train it without --patch-size on a dataset of one image size")
+        if self.patch_size % multiple:
+            raise ConfigError(f"--patch-size: model {self.model!r} needs a multiple of {multiple}, "
+                              f"got {self.patch_size}")
+        if self.patches_per_epoch is None or self.patches_per_epoch < self.batch_size:
+            raise ConfigError(f"--patches-per-epoch: must be at least the batch size "
+                              f"({self.batch_size}), got {self.patches_per_epoch}")
 
     def noise_model(self):
         """The parsed noise spec (a dae.noise.Noise); ConfigError if it is malformed."""
         from dae import noise
 
-        return noise.parse(self.noise)
+        return noise.parse(self.noise, clip=self.clip_noise)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """The (H, W, C) a model is initialized with (its parameters do not depend on H and W)."""
+        from dae import models
+
+        if self.image_size is not None:
+            return (*self.image_size, self.channels)
+        size = self.patch_size or 4 * (models.input_multiple(self.model) or 1)
+        return (size, size, self.channels)
 
     def check_batch_fits(self, num_train: int) -> None:
         """A batch must fit in the training set (the last partial batch of an epoch is dropped)."""
@@ -84,3 +150,27 @@ class Config:
             for f in dataclasses.fields(self)
             if f.name not in ignore and getattr(self, f.name) != getattr(other, f.name)
         ]
+
+
+# What a run on natural photographs uses unless told otherwise (the field's protocol: sigma in
+# 0-255 units, unclipped noise, MSE, which PSNR measures; crops with flips, cosine decay).
+# Sized so that `python -m experiments.compare --dataset skimage` fits in 30 minutes on a 2-core
+# CPU; docs/natural.md... the README gives a GPU-scale recipe.
+NATURAL_DEFAULTS = dict(
+    noise="gaussian:25/255", clip_noise=False, loss="mse", batch_size=16, patch_size=64,
+    patches_per_epoch=16 * 500, epochs=10, learning_rate=2e-3, lr_schedule="cosine",
+)
+NATURAL_MODELS = ("unet",)
+MNIST_MODELS = ("dense", "conv")
+
+
+def dataset_defaults(dataset: str, image_size: Optional[tuple[int, int]], channels: int) -> dict:
+    """Config fields (and 'models') a run on `dataset` uses unless options say otherwise."""
+    fixed = {"dataset": dataset, "image_size": image_size, "channels": channels}
+    if dataset == "mnist":
+        return {**fixed, "models": list(MNIST_MODELS)}
+    defaults = {**fixed, **NATURAL_DEFAULTS, "models": list(NATURAL_MODELS)}
+    if image_size is not None and min(image_size) <= defaults["patch_size"]:
+        # Small images of one size (e.g. CIFAR's 32x32) train whole, as MNIST's do.
+        defaults.update(patch_size=None, patches_per_epoch=None, batch_size=64)
+    return defaults

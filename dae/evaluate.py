@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Optional
 
-from dae import checkpoints, data, train
+from dae import checkpoints, data, evaluation, models, rng, train
 
 
 def load(workdir: Path, model: str, epoch: Optional[int] = None):
@@ -12,7 +12,7 @@ def load(workdir: Path, model: str, epoch: Optional[int] = None):
     model_dir = Path(workdir) / model
     with checkpoints.open_manager(model_dir, create=False) as manager:
         epoch = checkpoints.pick_epoch(manager, epoch)
-        template = train.create_train_state(train.stream(config.seed, train._INIT), config)
+        template = train.create_train_state(rng.stream(config.seed, rng.INIT), config)
         try:
             state, _ = checkpoints.restore(manager, epoch, template)
         except Exception as e:  # orbax reports a mismatched tree in many ways; all mean the same.
@@ -23,12 +23,25 @@ def load(workdir: Path, model: str, epoch: Optional[int] = None):
     return config, epoch, state
 
 
+def input_multiple(config) -> Optional[int]:
+    """What height and width the run's model needs to be multiples of (None: its one size)."""
+    return models.input_multiple(config.model)
+
+
+def load_dataset(config, data_dir: Optional[str] = None, dataset: Optional[data.Dataset] = None,
+                 log=print) -> data.Dataset:
+    """The run's dataset, in its channels (`dataset` if it is that one already)."""
+    if dataset is not None and dataset.spec == config.dataset and dataset.channels == config.channels:
+        return dataset
+    log(f"loading {config.dataset}")
+    return data.load(config.dataset, data_dir, channels=config.channels, warn=log)
+
+
 def run(workdir: Path, model: str, epoch: Optional[int] = None, data_dir: Optional[str] = None,
-        mnist: Optional[data.Mnist] = None) -> dict:
+        dataset: Optional[data.Dataset] = None, log=lambda _: None) -> dict:
     """The validation metrics of a checkpoint, on the run's own fixed noisy validation set."""
     config, epoch, state = load(workdir, model, epoch)
-    mnist = mnist or data.load_mnist(data_dir)
-    clean, noisy = train.validation_set(config, mnist.test_u8)
-    return {"model": config.model, "epoch": epoch, **train.evaluate(state, clean, noisy),
-            "noisy_psnr": train.noisy_psnr(clean, noisy),
-            "noisy_ssim": train.noisy_ssim(clean, noisy)}
+    dataset = load_dataset(config, data_dir, dataset, log)
+    validation = evaluation.validation_set(config, dataset.test)
+    return {"model": config.model, "dataset": config.dataset, "epoch": epoch,
+            **evaluation.evaluate(state, validation), **evaluation.noisy_quality(validation)}

@@ -19,6 +19,21 @@ def mse(images: jnp.ndarray, clean: jnp.ndarray) -> jnp.ndarray:
     return jnp.square(images - clean).reshape(images.shape[0], -1).mean(axis=1)
 
 
+def l1(images: jnp.ndarray, clean: jnp.ndarray) -> jnp.ndarray:
+    """Per-image mean absolute error."""
+    return jnp.abs(images - clean).reshape(images.shape[0], -1).mean(axis=1)
+
+
+# --loss NAME -> the per-image loss of a model's outputs. With bce the outputs are logits (the
+# paper's sigmoid output layer, folded into a stable loss); with mse and l1 they are pixels.
+LOSSES = {"bce": bce_from_logits, "mse": mse, "l1": l1}
+
+
+def outputs_to_images(outputs: jnp.ndarray, loss: str) -> jnp.ndarray:
+    """A model's outputs as images in [0, 1]: sigmoid of logits (bce), clipped pixels otherwise."""
+    return jax.nn.sigmoid(outputs) if loss == "bce" else jnp.clip(outputs, 0.0, 1.0)
+
+
 def psnr(images: jnp.ndarray, clean: jnp.ndarray, eps: float = 1e-10) -> jnp.ndarray:
     """Per-image PSNR in dB for pixels in [0, 1] (`eps` keeps a perfect image finite)."""
     # Not dm-pix's pix.psnr: it has no eps, so one perfect image (e.g. an all-black digit left black)

@@ -1,9 +1,13 @@
-"""The autoencoders, as pure Flax modules that map images (B, 28, 28, 1) in [0, 1] to logits.
+"""The autoencoders, as pure Flax modules that map images (B, H, W, C) in [0, 1] to outputs.
 
-`sigmoid(logits)` is the denoised image. Adding an architecture is one module plus one line in
-REGISTRY; every experiment then accepts its name in `--models`.
+With the paper's BCE loss the outputs are logits (`sigmoid(logits)` is the denoised image); with
+--loss mse or l1 they are the denoised pixels themselves (`dae.metrics.outputs_to_images`).
+Residual models take their predicted noise off the input in the same space, which their `logits`
+field says. Adding an architecture is one module plus one line in REGISTRY; every experiment then
+accepts its name in `--models`.
 """
 
+import dataclasses
 from typing import ClassVar, Optional
 
 import flax.linen as nn
@@ -51,15 +55,21 @@ def logit(x: jnp.ndarray, eps: float = 1e-2) -> jnp.ndarray:
     return jnp.log(x + eps) - jnp.log(1.0 - x + eps)
 
 
+def residual_base(x_BHWC: jnp.ndarray, logits: bool) -> jnp.ndarray:
+    """The input in the space of a model's outputs: softened logits (BCE), else pixels."""
+    return logit(x_BHWC) if logits else x_BHWC
+
+
 class DnCNN(nn.Module):
     """A DnCNN-style residual denoiser (Zhang et al., 2017): the network predicts the noise.
 
-    conv-relu, (conv-batchnorm-relu) x (depth - 2), conv, all at full resolution. As every model
-    here returns logits, the predicted noise is taken off the noisy image in logit space.
+    conv-relu, (conv-batchnorm-relu) x (depth - 2), conv, all at full resolution. The predicted
+    noise is taken off the noisy image in the outputs' space (logits with BCE, else pixels).
     """
 
     depth: int = 6
     features: int = 16
+    logits: bool = True
     # Fully convolutional at one resolution: any size.
     input_multiple: ClassVar[Optional[int]] = 1
 
@@ -70,15 +80,30 @@ class DnCNN(nn.Module):
             h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
         noise_BHWC = nn.Conv(x_BHWC.shape[-1], (3, 3), padding="SAME")(h)
-        return logit(x_BHWC) - noise_BHWC
+        return residual_base(x_BHWC, self.logits) - noise_BHWC
+
+
+class DnCNNS(DnCNN):
+    """The published DnCNN-S (Zhang et al., 2017): 17 layers of 64 channels (556,097 parameters
+    for grey images)."""
+
+    depth: int = 17
+    features: int = 64
 
 
 class UNet(nn.Module):
-    """A small U-Net (Ronneberger et al., 2015): two poolings, skip connections by concatenation."""
+    """A U-Net (Ronneberger et al., 2015): `levels` poolings, each doubling the channels, and
+    skip connections by concatenation; `residual` predicts the noise instead of the image."""
 
     features: int = 8
-    # Fully convolutional; two 2x2 pools need height and width divisible by 4.
-    input_multiple: ClassVar[Optional[int]] = 4
+    levels: int = 2
+    residual: bool = False
+    logits: bool = True
+
+    @property
+    def input_multiple(self) -> int:
+        """Fully convolutional; each 2x2 pool needs height and width divisible by 2."""
+        return 2**self.levels
 
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -87,19 +112,21 @@ class UNet(nn.Module):
                 h = nn.relu(nn.Conv(features, (3, 3), padding="SAME")(h))
             return h
 
-        F = self.features
-        skip28 = block(F, x_BHWC)
-        skip14 = block(2 * F, layers.max_pool_2x2(skip28))
-        h = block(4 * F, layers.max_pool_2x2(skip14))  # 7x7
-        h = nn.relu(layers.ConvTranspose3x3s2(2 * F)(h))
-        h = block(2 * F, jnp.concatenate([h, skip14], axis=-1))
-        h = nn.relu(layers.ConvTranspose3x3s2(F)(h))
-        h = block(F, jnp.concatenate([h, skip28], axis=-1))
-        return nn.Conv(x_BHWC.shape[-1], (1, 1))(h)
+        widths = [self.features * 2**level for level in range(self.levels)]
+        skips, h = [], x_BHWC
+        for width in widths:
+            skips.append(block(width, h))
+            h = layers.max_pool_2x2(skips[-1])
+        h = block(2 * widths[-1], h)  # the bottom: 7x7 for MNIST's two levels
+        for width, skip in zip(reversed(widths), reversed(skips)):
+            h = nn.relu(layers.ConvTranspose3x3s2(width)(h))
+            h = block(width, jnp.concatenate([h, skip], axis=-1))
+        out_BHWC = nn.Conv(x_BHWC.shape[-1], (1, 1))(h)
+        return residual_base(x_BHWC, self.logits) - out_BHWC if self.residual else out_BHWC
 
 
 class WideUNet(UNet):
-    """The U-Net at twice the width (16-32-64 channels): 4x the compute, the strongest here."""
+    """The U-Net at twice the width (16-32-64 channels): 4x the compute, the strongest on MNIST."""
 
     features: int = 16
 
@@ -108,22 +135,28 @@ REGISTRY: dict[str, type[nn.Module]] = {
     "dense": DenseAE,
     "conv": ConvAE,
     "dncnn": DnCNN,
+    "dncnn_s": DnCNNS,
     "unet": UNet,
     "unet_wide": WideUNet,
 }
 
-IMAGE_SHAPE = (28, 28, 1)
+IMAGE_SHAPE = (28, 28, 1)  # MNIST's
 
 
-def get(name: str) -> nn.Module:
-    """The model registered under `name` (Config.validate has already checked the name)."""
-    return REGISTRY[name]()
+def get(name: str, logits: bool = True) -> nn.Module:
+    """The model registered under `name` (Config.validate has already checked the name).
+
+    `logits`: whether its outputs are logits (BCE) or pixels; only residual models need told.
+    """
+    module = REGISTRY[name]
+    takes_logits = "logits" in {f.name for f in dataclasses.fields(module)}
+    return module(logits=logits) if takes_logits else module()
 
 
 def input_multiple(name: str) -> Optional[int]:
-    """What height and width model `name` accepts must be multiples of; None: only IMAGE_SHAPE."""
-    # A module that does not say is taken to need IMAGE_SHAPE, which every model accepts.
-    return getattr(REGISTRY[name], "input_multiple", None)
+    """What height and width model `name` accepts must be multiples of; None: only the one size
+    it was built for (the dense model)."""
+    return getattr(get(name), "input_multiple", None)
 
 
 def count_params(params) -> int:

@@ -1,7 +1,9 @@
 """Noise models T(x), parsed from a spec such as 'gaussian:0.4' and sampled on the device.
 
-A spec is KIND:LEVEL or KIND:LOW-HIGH; a range draws one level per image, uniformly (blind
-training). Every sampler maps clean images in [0, 1] to noisy images in [0, 1].
+A spec is KIND:LEVEL or KIND:LOW-HIGH; a level may be a fraction, as the field writes sigmas in
+0-255 units ('gaussian:25/255'). A range draws one level per image, uniformly (blind training).
+The paper clips noisy images to [0, 1], and so do MNIST runs; for photographs the field's
+protocol (BM3D, DnCNN) leaves the noise unclipped (`clip=False`).
 """
 
 import dataclasses
@@ -14,8 +16,8 @@ from dae.errors import ConfigError
 
 
 def _gaussian(rng, clean, level):
-    """The paper's T(x) = clip(x + sigma * N(0, 1), 0, 1)."""
-    return jnp.clip(clean + level * jax.random.normal(rng, clean.shape, clean.dtype), 0.0, 1.0)
+    """x + sigma * N(0, 1) (the paper's T(x), before clipping)."""
+    return clean + level * jax.random.normal(rng, clean.shape, clean.dtype)
 
 
 def _salt_pepper(rng, clean, level):
@@ -27,14 +29,14 @@ def _salt_pepper(rng, clean, level):
 
 
 def _poisson(rng, clean, level):
-    """Photon noise: Poisson(x * peak) / peak, clipped to [0, 1]; lower peak, more noise."""
+    """Photon noise: Poisson(x * peak) / peak; lower peak, more noise."""
     counts = jax.random.poisson(rng, clean * level, clean.shape)
-    return jnp.clip(counts.astype(clean.dtype) / level, 0.0, 1.0)
+    return counts.astype(clean.dtype) / level
 
 
 def _speckle(rng, clean, level):
-    """Multiplicative noise: clip(x + x * sigma * N(0, 1), 0, 1), as scikit-image's 'speckle'."""
-    return jnp.clip(clean * (1.0 + level * jax.random.normal(rng, clean.shape, clean.dtype)), 0.0, 1.0)
+    """Multiplicative noise: x + x * sigma * N(0, 1), as scikit-image's 'speckle'."""
+    return clean * (1.0 + level * jax.random.normal(rng, clean.shape, clean.dtype))
 
 
 # kind -> (sampler, smallest level, largest level, whether the smallest is allowed, meaning)
@@ -53,6 +55,7 @@ class Noise:
     kind: str
     low: float
     high: float
+    clip: bool = True  # noisy images clipped to [0, 1]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.low:g}" + (f"-{self.high:g}" if self.high != self.low else "")
@@ -61,25 +64,37 @@ class Noise:
         """Noisy copies of `clean_BHWC`; with a range, one level per image."""
         sampler = KINDS[self.kind][0]
         if self.low == self.high:
-            return sampler(rng, clean_BHWC, self.low)
-        level_rng, noise_rng = jax.random.split(rng)
-        level_B111 = jax.random.uniform(level_rng, (clean_BHWC.shape[0], 1, 1, 1),
-                                        minval=self.low, maxval=self.high)
-        return sampler(noise_rng, clean_BHWC, level_B111)
+            noisy = sampler(rng, clean_BHWC, self.low)
+        else:
+            level_rng, noise_rng = jax.random.split(rng)
+            level_B111 = jax.random.uniform(level_rng, (clean_BHWC.shape[0], 1, 1, 1),
+                                            minval=self.low, maxval=self.high)
+            noisy = sampler(noise_rng, clean_BHWC, level_B111)
+        return jnp.clip(noisy, 0.0, 1.0) if self.clip else noisy
 
 
-def parse(spec: str, option: str = "--noise") -> Noise:
-    """'gaussian:0.4' or 'gaussian:0.0-0.6' -> Noise; a ConfigError naming `option` otherwise."""
+def _level(text: str) -> float:
+    """'0.4' -> 0.4, '25/255' -> 0.098...; ValueError otherwise."""
+    numerator, slash, denominator = text.partition("/")
+    value = float(numerator) / float(denominator) if slash else float(numerator)
+    if slash and not math.isfinite(float(denominator)):
+        raise ValueError(text)
+    return value
+
+
+def parse(spec: str, option: str = "--noise", clip: bool = True) -> Noise:
+    """'gaussian:0.4', 'gaussian:25/255' or 'gaussian:0.0-0.6' -> Noise; ConfigError otherwise."""
     kinds = ", ".join(f"{k}:LEVEL ({v[4]})" for k, v in KINDS.items())
-    usage = f"expected KIND:LEVEL or KIND:LOW-HIGH with KIND one of {kinds}"
+    usage = (f"expected KIND:LEVEL or KIND:LOW-HIGH with KIND one of {kinds}; a level may be a "
+             f"fraction such as 25/255")
     kind, _, levels = str(spec).partition(":")
     if kind not in KINDS or not levels:
         raise ConfigError(f"{option}: bad noise spec {spec!r}; {usage}")
     low_text, dash, high_text = levels.partition("-")
     try:
-        low = float(low_text)
-        high = float(high_text) if dash else low
-    except ValueError:
+        low = _level(low_text)
+        high = _level(high_text) if dash else low
+    except (ValueError, ZeroDivisionError):
         raise ConfigError(f"{option}: bad level in {spec!r}; {usage}") from None
     _, smallest, largest, smallest_ok, meaning = KINDS[kind]
     for level in (low, high):
@@ -88,9 +103,9 @@ def parse(spec: str, option: str = "--noise") -> Noise:
             raise ConfigError(f"{option}: {kind} level {level:g} is out of range; needs {meaning}")
     if high < low:
         raise ConfigError(f"{option}: range {low:g}-{high:g} in {spec!r} must go from low to high")
-    return Noise(kind, low, high)
+    return Noise(kind, low, high, clip)
 
 
-def gaussian(rng: jax.Array, clean: jax.Array, std: float) -> jax.Array:
-    """The paper's noise at one sigma (a shorthand for Noise('gaussian', std, std))."""
-    return _gaussian(rng, clean, std)
+def gaussian(rng: jax.Array, clean: jax.Array, std: float, clip: bool = True) -> jax.Array:
+    """Gaussian noise at one sigma (a shorthand for Noise('gaussian', std, std, clip))."""
+    return Noise("gaussian", std, std, clip).sample(rng, clean)

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dae import baselines, train
+from dae import baselines, data, evaluation
 
 # Tables II and III of the paper.
 PAPER = {
@@ -14,6 +14,7 @@ PAPER = {
     "conv": {"label": "Convolutional autoencoder", "params": 28_353, "val_bce": 0.0871},
 }
 NUM_SAMPLES = 10  # digits shown in the figures
+CROP = 128  # photographs are shown as a crop of this size from each image's centre
 
 
 def write_json(path: Path, config: dict, results: dict[str, dict],
@@ -25,49 +26,70 @@ def write_json(path: Path, config: dict, results: dict[str, dict],
     Path(path).write_text(json.dumps(everything, indent=2) + "\n")
 
 
+def _title(config: dict) -> str:
+    title = (f"# Results: noise {config['noise']}, {config['epochs']} epochs, "
+             f"batch {config['batch_size']}, seed {config['seed']}")
+    if config.get("train_examples"):
+        title += f", first {config['train_examples']} training examples"
+    if data.is_natural(config.get("dataset", data.MNIST)):
+        title = title.replace("# Results:", f"# Results on {config['dataset']}:")
+        title += (f", {config['patch_size']}x{config['patch_size']} crops" if config["patch_size"]
+                  else "") + f", loss {config['loss']}"
+    return title
+
+
 def results_markdown(config: dict, results: dict[str, dict], subset: Optional[dict] = None) -> str:
-    """The paper's Tables II and III side by side with ours, our other metrics, then the baselines."""
-    lines = [
-        f"# Results: noise {config['noise']}, {config['epochs']} epochs, "
-        f"batch {config['batch_size']}, seed {config['seed']}"
-        + (f", first {config['train_examples']} training examples" if config.get("train_examples") else ""),
-        "",
-        "Validation set: the 10,000 MNIST test images with fixed, seeded noise (the same for every model).",
-        "",
-        "## Trainable parameters (paper Table II) and validation loss (paper Table III)",
-        "",
-        "| model | params (paper) | params (ours) | val BCE (paper) | val BCE (ours) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, r in results.items():
-        paper = PAPER.get(name, {})
-        lines.append(
-            f"| {paper.get('label', name)} (`{name}`) | {paper.get('params', '-'):,} | {r['params']:,} | "
-            f"{paper.get('val_bce', '-')} | {r['val_bce']:.4f} |"
-            if paper
-            else f"| `{name}` | - | {r['params']:,} | - | {r['val_bce']:.4f} |"
-        )
+    """The paper's Tables II and III side by side with ours (MNIST), our other metrics, then every
+    model and baseline on the same images."""
+    natural = data.is_natural(config.get("dataset", data.MNIST))
+    loss = config.get("loss", "bce")
+    lines = [_title(config), ""]
+    if natural:
+        clip = "clipped to [0, 1]" if config.get("clip_noise") else "not clipped"
+        lines += [f"Validation set: the test images of {config['dataset']} at their own sizes, "
+                  f"with fixed, seeded noise ({clip}; the same for every model).", ""]
+    else:
+        lines += [
+            "Validation set: the 10,000 MNIST test images with fixed, seeded noise (the same for "
+            "every model).",
+            "",
+            "## Trainable parameters (paper Table II) and validation loss (paper Table III)",
+            "",
+            "| model | params (paper) | params (ours) | val BCE (paper) | val BCE (ours) |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, r in results.items():
+            paper = PAPER.get(name, {})
+            lines.append(
+                f"| {paper.get('label', name)} (`{name}`) | {paper.get('params', '-'):,} | "
+                f"{r['params']:,} | {paper.get('val_bce', '-')} | {r['val_bce']:.4f} |"
+                if paper
+                else f"| `{name}` | - | {r['params']:,} | - | {r['val_bce']:.4f} |"
+            )
+        lines += ["", "## Beyond the paper", ""]
+    L, digits = loss.upper(), 4 if loss == "bce" else 6
+    mse_column = loss != "mse"  # with the MSE loss, val MSE is the validation loss
     lines += [
-        "",
-        "## Beyond the paper",
-        "",
-        "| model | train BCE | val BCE | val MSE | val PSNR (dB) | noisy input PSNR (dB) | val SSIM "
-        "| noisy input SSIM | s/epoch | train s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| model | params | train {L} | val {L} |" + (" val MSE |" if mse_column else "")
+        + " val PSNR (dB) | noisy input PSNR (dB) | val SSIM | noisy input SSIM | s/epoch | train s |",
+        "|---|---:|---:|---:|" + ("---:|" if mse_column else "") + "---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         lines.append(
-            f"| `{name}` | {r['train_bce']:.4f} | {r['val_bce']:.4f} | {r['val_mse']:.5f} | "
-            f"{r['val_psnr']:.2f} | {r['noisy_psnr']:.2f} | {r['val_ssim']:.4f} | {r['noisy_ssim']:.4f} | "
-            f"{r['seconds_per_epoch']:.1f} | {r['train_seconds']:.0f} |"
+            f"| `{name}` | {r['params']:,} | {r[f'train_{loss}']:.{digits}f} | "
+            f"{r[f'val_{loss}']:.{digits}f} |" + (f" {r['val_mse']:.5f} |" if mse_column else "")
+            + f" {r['val_psnr']:.2f} | {r['noisy_psnr']:.2f} | {r['val_ssim']:.4f} | "
+            f"{r['noisy_ssim']:.4f} | {r['seconds_per_epoch']:.1f} | {r['train_seconds']:.0f} |"
         )
     if subset is not None:
-        lines += subset_markdown(subset)
+        lines += subset_markdown(subset, loss)
     return "\n".join(lines) + "\n"
 
 
-def subset_markdown(subset: dict) -> list[str]:
-    """One table of every model and baseline on the same first validation images."""
+def subset_markdown(subset: dict, loss: str = "bce") -> list[str]:
+    """One table of every model and baseline on the same first validation images, and one of
+    PSNR per named image."""
+    L, digits = loss.upper(), 4 if loss == "bce" else 6
     lines = [
         "",
         f"## Models and classical baselines on the first {subset['examples']:,} validation images",
@@ -76,42 +98,60 @@ def subset_markdown(subset: dict) -> list[str]:
         "jitted evaluation (after compiling); for a baseline, denoising one image at a time on the "
         "host.",
         "",
-        "| method | params | val BCE | PSNR (dB) | SSIM | ms/image |",
+        f"| method | params | val {L} | PSNR (dB) | SSIM | ms/image |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, r in subset["rows"].items():
-        # Only the learned models have parameters and a BCE (from their logits).
-        learned = f"`{name}` | {r['params']:,} | {r['val_bce']:.4f}" if "params" in r else None
+        # Only the learned models have parameters and a loss (from their outputs).
+        learned = (f"`{name}` | {r['params']:,} | {r[f'val_{loss}']:.{digits}f}"
+                   if "params" in r else None)
         lines.append(
             f"| {learned or f'`{name}` (baseline) | - | -'} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
             f"{r['ms_per_image']:.2f} |"
         )
+    named = [r["per_image"] for r in subset["rows"].values() if "per_image" in r]
+    if named:
+        images = list(named[0])
+        lines += ["", "PSNR (dB) / SSIM of each image:", "",
+                  "| method | " + " | ".join(f"`{n}`" for n in images) + " |",
+                  "|---|" + "---:|" * len(images)]
+        for name, r in subset["rows"].items():
+            cells = [f"{r['per_image'][n]['psnr']:.2f} / {r['per_image'][n]['ssim']:.3f}"
+                     for n in images]
+            lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     return lines
 
 
-def _image_rows(path: Path, rows: list[tuple[str, np.ndarray]], title: str) -> None:
-    """Saves rows of 28x28 grayscale images, one labelled row per entry."""
+def _image_grid(path: Path, rows: list[tuple[str, list]], title: str, column_titles=()) -> None:
+    """Saves rows of images (float [0, 1], (H, W, 1 or 3)), one labelled row per entry."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = rows[0][1].shape[0]
-    fig, axes = plt.subplots(len(rows), cols, figsize=(cols * 1.0, len(rows) * 1.1 + 0.4),
+    cols = len(rows[0][1])
+    scale = 1.0 if rows[0][1][0].shape[0] <= 32 else 2.0
+    fig, axes = plt.subplots(len(rows), cols, figsize=(cols * scale, len(rows) * scale * 1.1 + 0.4),
                              squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c in range(cols):
             ax = axes[r, c]
-            ax.imshow(images[c].squeeze(-1), cmap="gray", vmin=0.0, vmax=1.0)
+            image = np.clip(images[c], 0.0, 1.0)
+            if image.shape[-1] == 1:
+                ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+            else:
+                ax.imshow(image)
             ax.set_xticks([]), ax.set_yticks([])
         axes[r, 0].set_ylabel(label, fontsize=8)
+    for c, column_title in enumerate(column_titles):
+        axes[0, c].set_title(column_title, fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _loss_curves(path: Path, results: dict[str, dict]) -> None:
+def _loss_curves(path: Path, results: dict[str, dict], loss: str = "bce") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,11 +161,15 @@ def _loss_curves(path: Path, results: dict[str, dict]) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, r in results.items():
         epochs = [h["epoch"] for h in r["history"]]
-        line, = ax.plot(epochs, [h["train_bce"] for h in r["history"]], "--", label=f"{name} train")
-        ax.plot(epochs, [h["val_bce"] for h in r["history"]], "-", color=line.get_color(),
+        line, = ax.plot(epochs, [h[f"train_{loss}"] for h in r["history"]], "--",
+                        label=f"{name} train")
+        ax.plot(epochs, [h[f"val_{loss}"] for h in r["history"]], "-", color=line.get_color(),
                 label=f"{name} validation")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel("epoch"), ax.set_ylabel("binary cross-entropy")
+    names = {"bce": "binary cross-entropy", "mse": "mean squared error", "l1": "mean absolute error"}
+    ax.set_xlabel("epoch"), ax.set_ylabel(names[loss])
+    if loss != "bce":
+        ax.set_yscale("log")
     ax.set_title("Training and validation loss")
     ax.legend()
     fig.tight_layout()
@@ -133,43 +177,74 @@ def _loss_curves(path: Path, results: dict[str, dict]) -> None:
     plt.close(fig)
 
 
-def method_rows(states: dict, clean_s: np.ndarray, noisy_s: np.ndarray,
-                baseline_names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
-    """(label, images) rows: clean, noisy, each model's output, each baseline's (but `noisy`)."""
-    rows = [("clean", clean_s), ("noisy", noisy_s)]
-    rows += [(name, np.asarray(train.denoise(state, noisy_s))) for name, state in states.items()]
-    rows += [(name, baselines.denoise(name, noisy_s[..., 0])[..., None])
-             for name in baseline_names if name != "noisy"]
+def centre_crop(image_HWC: np.ndarray, size: int = CROP) -> np.ndarray:
+    """The size x size centre of an image (all of it along a side shorter than `size`)."""
+    H, W = image_HWC.shape[:2]
+    top, left = max(0, (H - size) // 2), max(0, (W - size) // 2)
+    return image_HWC[top : top + size, left : left + size]
+
+
+def method_rows(states: dict, validation: evaluation.Validation, baseline_names: Sequence[str],
+                sigma: Optional[float] = None, baseline_outputs: Optional[dict] = None,
+                count: int = NUM_SAMPLES) -> list[tuple[str, list]]:
+    """(label, images) rows for the first `count` validation images: clean, noisy, each model's
+    output, each baseline's (but `noisy`), whole images (the figures crop photographs)."""
+    shown = validation.take(count)
+    rows = [("clean", shown.images("clean")), ("noisy", shown.images("noisy"))]
+    for name, state in states.items():
+        rows.append((name, [np.asarray(evaluation.denoise(state, noisy))[i]
+                            for noisy in shown.noisy for i in range(noisy.shape[0])]))
+    baseline_outputs = baseline_outputs or {}
+    for name in baseline_names:
+        if name != "noisy":
+            outputs = baseline_outputs.get(name)
+            if outputs is None or len(outputs) < len(shown):
+                outputs = baselines.denoise(name, shown.images("noisy"), sigma)
+            rows.append((name, list(outputs[: len(shown)])))
     return rows
 
 
-def write_figures(figures_dir: Path, results: dict[str, dict], states: dict, clean, noisy,
-                  baseline_names: Sequence[str] = ()) -> list[Path]:
-    """Paper Figs. 4-7 (samples, noisy samples, noisy over denoised per model), loss curves, and
-    methods.png: clean, noisy, then every model's and baseline's output for the same digits."""
+def write_figures(figures_dir: Path, results: dict[str, dict], states: dict,
+                  validation: evaluation.Validation, baseline_names: Sequence[str] = (),
+                  sigma: Optional[float] = None, baseline_outputs: Optional[dict] = None,
+                  loss: str = "bce", natural: bool = False) -> list[Path]:
+    """MNIST: paper Figs. 4-7 (samples, noisy samples, noisy over denoised per model); every
+    dataset: noisy over denoised per model, methods.png (clean, noisy, then every model's and
+    baseline's output for the same images; centre crops of photographs) and the loss curves."""
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
-    clean_s, noisy_s = np.asarray(clean[:NUM_SAMPLES]), np.asarray(noisy[:NUM_SAMPLES])
-    paths = [figures_dir / "samples.png", figures_dir / "samples_noisy.png"]
-    _image_rows(paths[0], [("clean", clean_s)], "MNIST validation samples (paper Fig. 4)")
-    _image_rows(paths[1], [("noisy", noisy_s)], "The same samples with noise (paper Fig. 5)")
-    rows = method_rows(states, clean_s, noisy_s, baseline_names)
+    rows = method_rows(states, validation, baseline_names, sigma, baseline_outputs)
+    if natural:
+        rows = [(label, [centre_crop(im) for im in images]) for label, images in rows]
+    titles = validation.names[: len(rows[0][1])]
+    noisy = rows[1]
+    paths = []
+    if not natural:
+        paths = [figures_dir / "samples.png", figures_dir / "samples_noisy.png"]
+        _image_grid(paths[0], [("clean", rows[0][1])], "MNIST validation samples (paper Fig. 4)")
+        _image_grid(paths[1], [noisy], "The same samples with noise (paper Fig. 5)")
     for name, denoised in rows[2 : 2 + len(states)]:
         path = figures_dir / f"denoised_{name}.png"
-        _image_rows(path, [("noisy", noisy_s), ("denoised", denoised)],
-                    f"{name}: noisy inputs (top), denoised outputs (bottom) (paper Figs. 6-7)")
+        figure = "" if natural else " (paper Figs. 6-7)"
+        _image_grid(path, [noisy, ("denoised", denoised)],
+                    f"{name}: noisy inputs (top), denoised outputs (bottom){figure}", titles)
         paths.append(path)
     paths.append(figures_dir / "methods.png")
-    _image_rows(paths[-1], rows, "Clean, noisy, and each method's output")
+    what = f"{CROP}x{CROP} centre crops: " if natural else ""
+    _image_grid(paths[-1], rows, f"{what}clean, noisy, and each method's output", titles)
     paths.append(figures_dir / "loss_curves.png")
-    _loss_curves(paths[-1], results)
+    _loss_curves(paths[-1], results, loss)
     return paths
 
 
-def write(workdir: Path, config: dict, results: dict[str, dict], states: dict, clean, noisy,
-          subset: Optional[dict] = None, baseline_names: Sequence[str] = ()) -> None:
+def write(workdir: Path, config: dict, results: dict[str, dict], states: dict,
+          validation: evaluation.Validation, subset: Optional[dict] = None,
+          baseline_names: Sequence[str] = (), sigma: Optional[float] = None,
+          baseline_outputs: Optional[dict] = None) -> None:
     """Everything a comparison leaves in its workdir besides the checkpoints."""
     workdir = Path(workdir)
     write_json(workdir / "results.json", config, results, subset)
     (workdir / "results.md").write_text(results_markdown(config, results, subset))
-    write_figures(workdir / "figures", results, states, clean, noisy, baseline_names)
+    write_figures(workdir / "figures", results, states, validation, baseline_names, sigma,
+                  baseline_outputs, config.get("loss", "bce"),
+                  data.is_natural(config.get("dataset", data.MNIST)))

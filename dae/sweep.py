@@ -1,16 +1,19 @@
 """Noise-level sweep: every trained model of a workdir evaluated at several Gaussian sigmas."""
 
 import json
+import math
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-
-from dae import baselines, checkpoints, data, evaluate, noise, train
-from dae.errors import ConfigError
+from dae import baselines, checkpoints, data, evaluate, evaluation, noise, rng
+from dae.errors import CheckpointError, ConfigError
 
 DEFAULT_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-# BM3D (~0.7 s an image) is left out by default: at 8 levels it would dominate the sweep's time.
+NATURAL_LEVELS = (15 / 255, 25 / 255, 50 / 255)  # the field's sigmas for photographs
+# BM3D (~0.7 s a digit) is left out on MNIST by default: at 8 levels it would dominate the sweep's
+# time. On photographs it is the reference, and there are only a few test images.
 DEFAULT_BASELINES = ("median", "gaussian", "tv", "nlm")
+NATURAL_BASELINES = ("median", "gaussian", "nlm", "bm3d")
 DEFAULT_BASELINE_EXAMPLES = 200
 
 
@@ -18,10 +21,10 @@ def trained_models(workdir: Path) -> list[str]:
     """Names of the models with a saved config (and so checkpoints) in `workdir`."""
     workdir = Path(workdir)
     if not workdir.is_dir():
-        raise checkpoints.CheckpointError(f"--workdir: {workdir} does not exist or is not a directory")
+        raise CheckpointError(f"--workdir: {workdir} does not exist or is not a directory")
     names = sorted(p.parent.name for p in workdir.glob(f"*/{checkpoints.CONFIG_FILE}"))
     if not names:
-        raise checkpoints.CheckpointError(f"--workdir: no trained models in {workdir}")
+        raise CheckpointError(f"--workdir: no trained models in {workdir}")
     return names
 
 
@@ -30,40 +33,59 @@ def check_levels(levels: Sequence[float]) -> None:
         raise ConfigError(f"--levels: need one or more finite sigmas >= 0, got {list(levels)}")
 
 
-def run(workdir: Path, levels: Sequence[float] = DEFAULT_LEVELS, seed: int = 0,
-        data_dir: Optional[str] = None, mnist: Optional[data.Mnist] = None,
-        log: Callable[[str], None] = print, baseline_names: Sequence[str] = DEFAULT_BASELINES,
+def level_name(level: float, natural: bool) -> str:
+    """0.4 -> '0.4'; on photographs 25/255 -> '25/255' (the field's 0-255 units)."""
+    return f"{level * 255:.3g}/255" if natural else f"{level:g}"
+
+
+def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
+        data_dir: Optional[str] = None, dataset: Optional[data.Dataset] = None,
+        log: Callable[[str], None] = print, baseline_names: Optional[Sequence[str]] = None,
         baseline_examples: int = DEFAULT_BASELINE_EXAMPLES) -> dict:
     """Validation metrics of each model (and of the noisy input) at each sigma; writes the report.
 
+    Levels and baselines default to MNIST's or to the photographs' (dataset of the checkpoints).
     The baselines, and the models once more, are scored on the first `baseline_examples` images.
     """
-    check_levels(levels)
-    baseline_names = baselines.resolve_names(baseline_names)
     workdir = Path(workdir)
     names = trained_models(workdir)
     states = {name: evaluate.load(workdir, name) for name in names}
-    mnist = mnist or data.load_mnist(data_dir)
-    baselines.check_examples(baseline_examples, mnist.test_u8.shape[0])
+    configs = [config for config, _, _ in states.values()]
+    specs = {(c.dataset, c.channels, c.clip_noise) for c in configs}
+    if len(specs) > 1:
+        raise CheckpointError(f"--workdir: the models in {workdir} were trained on different data "
+                              f"or noise ({sorted(specs)}); sweep them one workdir at a time")
+    config = configs[0]
+    natural = data.is_natural(config.dataset)
+    levels = levels or (NATURAL_LEVELS if natural else DEFAULT_LEVELS)
+    check_levels(levels)
+    baseline_names = baselines.resolve_names(
+        baseline_names, NATURAL_BASELINES if natural else DEFAULT_BASELINES)
+    dataset = evaluate.load_dataset(config, data_dir, dataset, log)
+    num_test = len(dataset.test)
+    baseline_examples = min(baseline_examples, num_test) if natural else baseline_examples
+    baselines.check_examples(baseline_examples, num_test)
     rows = {name: [] for name in ["noisy input", *names]}
     subset_rows = {name: [] for name in [*names, *baseline_names]}
     for level in levels:
         # The same seeded noise for every model at a level (the validation stream of `seed`).
-        clean, noisy = data.noisy_validation_set(
-            train.stream(seed, train._VALIDATION_NOISE), mnist.test_u8,
-            noise.Noise("gaussian", level, level))
-        rows["noisy input"].append({"sigma": level, "val_psnr": train.noisy_psnr(clean, noisy)})
-        for name, (config, epoch, state) in states.items():
-            rows[name].append({"sigma": level, **train.evaluate(state, clean, noisy)})
-            subset_rows[name].append(
-                {"sigma": level, **baselines.evaluate_model(state, clean, noisy, baseline_examples)})
-        for name, row in baselines.evaluate_baselines(clean, noisy, baseline_names,
-                                                      baseline_examples).items():
+        noise_model = noise.Noise("gaussian", level, level, config.clip_noise)
+        validation = evaluation.noisy_validation_set(
+            rng.stream(seed, rng.VALIDATION_NOISE), dataset.test, noise_model)
+        subset = validation.take(baseline_examples)
+        rows["noisy input"].append({"sigma": level, "val_psnr": evaluation.noisy_quality(validation)["noisy_psnr"]})
+        for name, (_, _, state) in states.items():
+            rows[name].append({"sigma": level, **evaluation.evaluate(state, validation)})
+            subset_rows[name].append({"sigma": level, **baselines.evaluate_model(state, subset)})
+        for name, row in baselines.evaluate_baselines(
+                subset, baseline_names, baselines.true_sigma(noise_model)).items():
             subset_rows[name].append({"sigma": level, **row})
-        log(f"sigma {level:g}: " + ", ".join(f"{n} {r[-1]['val_psnr']:.2f} dB" for n, r in rows.items()))
+        log(f"sigma {level_name(level, natural)}: "
+            + ", ".join(f"{n} {r[-1]['val_psnr']:.2f} dB" for n, r in rows.items()))
     trained_on = {name: states[name][0].noise for name in names}
-    result = {"workdir": str(workdir), "seed": seed, "levels": list(levels),
-              "trained_on": trained_on, "epochs": {n: states[n][1] for n in names}, "rows": rows,
+    result = {"workdir": str(workdir), "dataset": config.dataset, "test_images": num_test,
+              "seed": seed, "levels": list(levels), "trained_on": trained_on,
+              "epochs": {n: states[n][1] for n in names}, "rows": rows,
               "subset": {"examples": baseline_examples, "rows": subset_rows}}
     (workdir / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
     (workdir / "sweep.md").write_text(markdown(result))
@@ -72,24 +94,33 @@ def run(workdir: Path, levels: Sequence[float] = DEFAULT_LEVELS, seed: int = 0,
     return result
 
 
+def _trained_at(spec: Optional[str], level: float) -> bool:
+    """Whether noise spec `spec` is Gaussian noise of exactly `level`."""
+    if not spec:
+        return False
+    trained = noise.parse(spec)
+    return trained.kind == "gaussian" and trained.low == trained.high and math.isclose(
+        trained.low, level, rel_tol=1e-6)
+
+
 def markdown(result: dict) -> str:
     """PSNR (dB) per model and sigma, the sigma each model was trained on marked with *."""
     levels = result["levels"]
+    dataset = result.get("dataset", data.MNIST)
+    natural = data.is_natural(dataset)
+    images = (f"{result['test_images']:,} test images of {dataset}" if natural
+              else "10,000 MNIST test images")
     lines = [
         "# Noise-level sweep: validation PSNR (dB) under Gaussian noise",
         "",
-        "10,000 MNIST test images, the same seeded noise for every row; * marks the noise a model "
-        "was trained on.",
+        f"{images}, the same seeded noise for every row; * marks the noise a model was trained on.",
         "",
-        "| model (trained on) | " + " | ".join(f"sigma {s:g}" for s in levels) + " |",
+        "| model (trained on) | " + " | ".join(f"sigma {level_name(s, natural)}" for s in levels) + " |",
         "|---|" + "---:|" * len(levels),
     ]
     for name, rows in result["rows"].items():
         trained = result["trained_on"].get(name)
-        cells = []
-        for r in rows:
-            mark = "*" if trained == f"gaussian:{r['sigma']:g}" else ""
-            cells.append(f"{r['val_psnr']:.2f}{mark}")
+        cells = [f"{r['val_psnr']:.2f}{'*' if _trained_at(trained, r['sigma']) else ''}" for r in rows]
         label = f"`{name}` ({trained})" if trained else name
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     subset = result["subset"]
@@ -99,7 +130,7 @@ def markdown(result: dict) -> str:
         "",
         "PSNR (dB) / SSIM at each sigma.",
         "",
-        "| method | " + " | ".join(f"sigma {s:g}" for s in levels) + " |",
+        "| method | " + " | ".join(f"sigma {level_name(s, natural)}" for s in levels) + " |",
         "|---|" + "---:|" * len(levels),
     ]
     for name, rows in subset["rows"].items():
@@ -115,14 +146,17 @@ def plot(path: Path, result: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    natural = data.is_natural(result.get("dataset", data.MNIST))
+    scale = 255.0 if natural else 1.0
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, rows in result["rows"].items():
         style = "k--" if name == "noisy input" else "-o"
         trained = result["trained_on"].get(name)
-        ax.plot([r["sigma"] for r in rows], [r["val_psnr"] for r in rows], style,
+        ax.plot([r["sigma"] * scale for r in rows], [r["val_psnr"] for r in rows], style,
                 label=f"{name} ({trained})" if trained else name)
-    ax.set_xlabel("Gaussian noise sigma"), ax.set_ylabel("PSNR (dB)")
+    ax.set_xlabel("Gaussian noise sigma" + (" (0-255)" if natural else ""))
+    ax.set_ylabel("PSNR (dB)")
     ax.set_title("Denoising across noise levels")
     ax.legend(fontsize=8)
     fig.tight_layout()

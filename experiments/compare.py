@@ -1,38 +1,58 @@
 """Trains every model on the same data and noise, then writes results.json, results.md, figures.
 
-    python -m experiments.compare [--models dense,conv] [--epochs 20] [--noise gaussian:0.4] ...
-        [--baselines noisy,gaussian,median,tv,nlm,bm3d | all | none] [--baseline-examples 1000]
+    python -m experiments.compare [--dataset mnist] [--models dense,conv] [--epochs 20]
+        [--noise gaussian:0.4] ... [--baselines noisy,gaussian,median,tv,nlm,bm3d | all | none]
+
+Options left out take the dataset's defaults: the paper's for MNIST; for photographs (skimage,
+folder:PATH, tfds:NAME) dae.config.NATURAL_DEFAULTS.
 """
 
-import dataclasses
 import sys
 from pathlib import Path
 
 from experiments import _cli
-from dae.config import Config
-from dae.errors import ConfigError
 
 
 def parse_args(argv=None):
-    defaults = Config()
     p = _cli.Parser(prog="python -m experiments.compare", description=__doc__.splitlines()[0])
-    p.add_argument("--models", type=_cli.model_list, default=["dense", "conv"],
-                   help="comma-separated model names (default: dense,conv)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist, skimage, tfds:NAME, folder:PATH or folder:TRAIN_DIR,VAL_DIR "
+                        "(default: %(default)s)")
+    p.add_argument("--channels", type=int, default=None,
+                   help="1 (grey) or 3 (RGB); default: the dataset's (skimage: 1)")
+    p.add_argument("--models", type=_cli.model_list, default=None,
+                   help="comma-separated model names (default: dense,conv on MNIST)")
+    p.add_argument("--epochs", type=int, default=None)
     noise = p.add_mutually_exclusive_group()
-    noise.add_argument("--noise", default=defaults.noise,
+    noise.add_argument("--noise", default=None,
                        help="noise spec: gaussian:SIGMA, salt_pepper:P, poisson:PEAK, speckle:SIGMA, "
-                            "or a range such as gaussian:0.0-0.6 (default: %(default)s)")
+                            "or a range such as gaussian:0.0-0.6; a level may be a fraction "
+                            "(gaussian:25/255) (default: gaussian:0.4 on MNIST, gaussian:25/255 "
+                            "on photographs)")
     noise.add_argument("--noise-std", type=float, default=None,
                        help="shorthand for --noise gaussian:SIGMA (pixels in [0, 1])")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    clip = p.add_mutually_exclusive_group()
+    clip.add_argument("--clip-noise", dest="clip_noise", action="store_true", default=None,
+                      help="clip noisy images to [0, 1] (default on MNIST, as the paper)")
+    clip.add_argument("--no-clip-noise", dest="clip_noise", action="store_false",
+                      help="leave the noise unclipped (default on photographs, as the field)")
+    p.add_argument("--loss", default=None, help="bce, mse or l1 (default: bce on MNIST, else mse)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--lr-schedule", default=None,
+                   help="constant, cosine or warmup_cosine (default: constant on MNIST, else cosine)")
+    p.add_argument("--warmup-epochs", type=int, default=None, help="with warmup_cosine")
+    p.add_argument("--patch-size", type=int, default=None,
+                   help="train on random PxP crops (with flips and rotations) instead of whole images")
+    p.add_argument("--patches-per-epoch", type=int, default=None,
+                   help="with --patch-size: how many crops make an epoch")
+    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--train-examples", type=int, default=None,
                    help="train on the first N training examples only")
     p.add_argument("--baselines", type=_cli.baseline_list, default=None,
                    help="comma-separated classical baselines (noisy,gaussian,median,tv,nlm,bm3d), "
-                        "all, or none (default: all but bm3d, which takes ~0.3-0.9 s an image)")
+                        "all, or none (default on MNIST: all but bm3d, which takes ~0.3-0.9 s a "
+                        "digit; on photographs: noisy,gaussian,median,nlm,bm3d)")
     p.add_argument("--baseline-examples", type=int, default=None,
                    help="compare baselines and models on the first N validation images "
                         "(default: 1000, or all if fewer)")
@@ -40,28 +60,53 @@ def parse_args(argv=None):
                    help="where checkpoints and results go (default: checkpoints/<run-name>)")
     p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
     p.add_argument("--download", action="store_true",
-                   help="let TFDS download MNIST if the data dir has no prepared copy (needs network)")
+                   help="let TFDS download the dataset if the data dir has no prepared copy "
+                        "(needs network)")
     return p.parse_args(argv)
+
+
+# Options that are Config fields; left out (None), they take the dataset's defaults.
+CONFIG_OPTIONS = ("epochs", "noise", "clip_noise", "loss", "batch_size", "learning_rate",
+                  "lr_schedule", "warmup_epochs", "patch_size", "patches_per_epoch", "seed",
+                  "train_examples", "channels")
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from dae import baselines, compare  # Imports jax and flax: only once the arguments parse.
+    import dataclasses
 
-    noise = args.noise
+    from dae import baselines, compare, data  # Import jax and flax: only once the arguments parse.
+    from dae.config import Config, dataset_defaults
+    from dae.errors import ConfigError
+
     if args.noise_std is not None:
         if not 0 <= args.noise_std < float("inf"):
             raise ConfigError(f"--noise-std: must be a finite number >= 0, got {args.noise_std}")
-        noise = f"gaussian:{args.noise_std:g}"
-    base = Config(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                  noise=noise, seed=args.seed, train_examples=args.train_examples)
-    configs = [dataclasses.replace(base, model=name).validate() for name in args.models]
-    baselines.resolve_names(args.baselines)  # Checks the names before any training.
+        args.noise = f"gaussian:{args.noise_std:g}"
+    dataset_spec = data.canonical(args.dataset)
+    given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
+
+    def configs_for(image_size, channels, data_known):
+        defaults = dataset_defaults(dataset_spec, image_size, channels)
+        models = args.models or defaults.pop("models")
+        defaults.pop("models", None)
+        base = Config(**{**defaults, **given})
+        return [dataclasses.replace(base, model=m).validate(data_known) for m in models]
+
+    # Every option is checked before the data loads (seconds to minutes); what needs the data
+    # (image sizes, the training set's size) right after.
+    mnist = dataset_spec == data.MNIST
+    configs_for((28, 28) if mnist else None, args.channels or 1, data_known=mnist)
+    baselines.resolve_names(args.baselines)
     if args.baseline_examples is not None:
         baselines.check_examples(args.baseline_examples)  # The upper bound needs the data.
-    workdir = args.workdir or Path("checkpoints") / compare.run_name(base)
-    compare.run(configs, workdir, data_dir=args.data_dir, download=args.download,
-                baseline_names=args.baselines, baseline_examples=args.baseline_examples)
+    print(f"loading {dataset_spec}" + (f" from {data.resolve_data_dir(args.data_dir)}"
+                                       if dataset_spec.split(":")[0] in ("mnist", "tfds") else ""))
+    dataset = data.load(dataset_spec, args.data_dir, args.download, args.channels, warn=print)
+    configs = configs_for(dataset.image_size, dataset.channels, data_known=True)
+    workdir = args.workdir or Path("checkpoints") / compare.run_name(configs[0])
+    compare.run(configs, workdir, dataset=dataset, baseline_names=args.baselines,
+                baseline_examples=args.baseline_examples)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Denoises one's own grayscale images with a trained checkpoint (no noise is added).
+"""Denoises one's own images with a trained checkpoint (no noise is added).
 
     python -m experiments.denoise --workdir DIR --model conv IN.png [IN2.png ...] --out OUTDIR
 """
@@ -12,7 +12,7 @@ from experiments import _cli
 def parse_args(argv=None):
     p = _cli.Parser(prog="python -m experiments.denoise", description=__doc__.splitlines()[0])
     p.add_argument("images", type=Path, nargs="+",
-                   help="image files (PNG, JPEG, ...; colour is made gray)")
+                   help="image files (PNG, JPEG, TIFF, BMP; converted to the model's channels)")
     p.add_argument("--workdir", type=Path, required=True, help="the workdir of a comparison")
     p.add_argument("--model", required=True, help="which model's checkpoint denoises")
     p.add_argument("--out", type=Path, required=True, help="where <stem>_denoised.png go (created)")
@@ -26,8 +26,8 @@ def main(argv=None) -> int:
 
     written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,
                                             args.epoch)
-    for source, destination in written:
-        print(f"{source} -> {destination}")
+    for source, destination, note in written:
+        print(f"{source} -> {destination}" + (f" ({note})" if note else ""))
     for message in errors:
         print(f"error: {message}", file=sys.stderr)
     return 2 if errors else 0

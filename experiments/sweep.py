@@ -12,20 +12,28 @@ from experiments import _cli
 
 
 def level_list(text: str) -> list[float]:
+    """'0.1,0.2' or '15/255,25/255' -> sigmas (pixels in [0, 1])."""
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        levels = []
+        for v in filter(str.strip, text.split(",")):
+            numerator, slash, denominator = v.partition("/")
+            levels.append(float(numerator) / float(denominator) if slash else float(v))
+        return levels
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers or fractions such as "
+                                         f"25/255, got {text!r}") from None
 
 
 def parse_args(argv=None):
     p = _cli.Parser(prog="python -m experiments.sweep", description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path, required=True, help="the workdir of a comparison")
     p.add_argument("--levels", type=level_list, default=None,
-                   help="comma-separated sigmas (default: 0.1,...,0.8)")
+                   help="comma-separated sigmas, fractions allowed (default: 0.1,...,0.8 on "
+                        "MNIST, 15/255,25/255,50/255 on photographs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation noise")
     p.add_argument("--baselines", type=_cli.baseline_list, default=None,
-                   help="classical baselines to add, all, or none (default: median,gaussian,tv,nlm)")
+                   help="classical baselines to add, all, or none (default: median,gaussian,tv,nlm "
+                        "on MNIST, median,gaussian,nlm,bm3d on photographs)")
     p.add_argument("--baseline-examples", type=int, default=None,
                    help="how many validation images the baselines run on (default: 200)")
     p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
@@ -36,10 +44,12 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     from dae import baselines, sweep  # Imports jax and flax: only once the arguments parse.
 
-    levels = sweep.DEFAULT_LEVELS if args.levels is None else args.levels
-    sweep.check_levels(levels)
-    sweep.run(args.workdir, levels, seed=args.seed, data_dir=args.data_dir,
-              baseline_names=baselines.resolve_names(args.baselines, sweep.DEFAULT_BASELINES),
+    if args.levels is not None:
+        sweep.check_levels(args.levels)
+    if args.baselines is not None:
+        baselines.resolve_names(args.baselines)
+    sweep.run(args.workdir, args.levels, seed=args.seed, data_dir=args.data_dir,
+              baseline_names=args.baselines,
               baseline_examples=(sweep.DEFAULT_BASELINE_EXAMPLES if args.baseline_examples is None
                                  else args.baseline_examples))
 

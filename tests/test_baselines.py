@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from dae import baselines, data, noise, report, train
+from dae import baselines, data, evaluation, noise, report, train
 from dae.config import Config
 from dae.errors import ConfigError
 from experiments import _cli, compare
@@ -17,22 +17,26 @@ NUM_REAL = 6  # BM3D takes ~0.5-0.9 s per image
 
 @pytest.fixture(scope="module")
 def real_pairs(real_mnist):
-    """(clean, noisy) float32 (6, 28, 28, 1): real test digits with fixed sigma-0.4 noise."""
-    clean = data.to_float(real_mnist.test_u8[:NUM_REAL])
-    return clean, noise.gaussian(jax.random.key(0), clean, 0.4)
+    """A Validation of 6 real test digits, float32 (6, 28, 28, 1), with fixed sigma-0.4 noise."""
+    clean = data.to_float(real_mnist.test.pixels_u8[:NUM_REAL])
+    return evaluation.Validation((clean,), (noise.gaussian(jax.random.key(0), clean, 0.4),))
+
+
+def noisy_psnr(validation):
+    return evaluation.noisy_quality(validation)["noisy_psnr"]
 
 
 @pytest.mark.parametrize("name", list(baselines.REGISTRY))
 def test_each_baseline_keeps_the_shape_and_range(real_pairs, name):
-    noisy_HW = np.asarray(real_pairs[1][0, ..., 0], np.float64)
-    denoised_HW = np.asarray(baselines.REGISTRY[name](noisy_HW))
-    assert denoised_HW.shape == (28, 28) and np.isfinite(denoised_HW).all()
+    noisy_HWC = np.asarray(real_pairs.noisy[0][0], np.float64)
+    denoised_HWC = np.asarray(baselines.REGISTRY[name](noisy_HWC))
+    assert denoised_HWC.shape == (28, 28, 1) and np.isfinite(denoised_HWC).all()
     # BM3D's transform-domain filtering rings a little past [0, 1]; evaluation clips that.
-    assert -0.2 <= denoised_HW.min() and denoised_HW.max() <= 1.2
+    assert -0.2 <= denoised_HWC.min() and denoised_HWC.max() <= 1.2
 
 
 def test_every_denoiser_beats_the_noisy_input_on_real_digits(real_pairs):
-    rows = baselines.evaluate_baselines(*real_pairs, list(baselines.REGISTRY), NUM_REAL)
+    rows = baselines.evaluate_baselines(real_pairs, list(baselines.REGISTRY))
     assert list(rows) == list(baselines.REGISTRY)
     for name, row in rows.items():
         assert set(row) == {"psnr", "ssim", "ms_per_image", "examples"}, name
@@ -40,23 +44,32 @@ def test_every_denoiser_beats_the_noisy_input_on_real_digits(real_pairs):
         if name != "noisy":
             assert row["psnr"] > rows["noisy"]["psnr"] + 1.0, name  # ~11 dB noisy, 13.7-15.6 denoised
     # The noisy row is the noisy input as dae.metrics sees it.
-    assert abs(rows["noisy"]["psnr"] - train.noisy_psnr(*real_pairs)) < 1e-5
-    assert abs(rows["noisy"]["ssim"] - train.noisy_ssim(*real_pairs)) < 1e-6
+    noisy = evaluation.noisy_quality(real_pairs)
+    assert abs(rows["noisy"]["psnr"] - noisy["noisy_psnr"]) < 1e-5
+    assert abs(rows["noisy"]["ssim"] - noisy["noisy_ssim"]) < 1e-6
 
 
-def test_outputs_are_clipped_and_only_the_first_images_count(real_pairs, monkeypatch):
-    clean, noisy = real_pairs
-    monkeypatch.setitem(baselines.REGISTRY, "overshoot", lambda noisy_HW: noisy_HW + 5.0)
-    rows = baselines.evaluate_baselines(clean, noisy, ["overshoot", "noisy"], 2)
+def test_outputs_are_clipped_and_only_the_given_images_count(real_pairs, monkeypatch):
+    monkeypatch.setitem(baselines.REGISTRY, "overshoot", lambda noisy_HWC, sigma: noisy_HWC + 5.0)
+    first_two = real_pairs.take(2)
+    rows = baselines.evaluate_baselines(first_two, ["overshoot", "noisy"])
+    all_white = evaluation.Validation(first_two.clean, (np.ones_like(first_two.clean[0]),))
     # 1e-5 dB: jitted and op-by-op float32 sums differ in the last bits.
-    assert abs(rows["overshoot"]["psnr"] - train.noisy_psnr(clean[:2], np.ones_like(clean[:2]))) < 1e-5
-    assert abs(rows["noisy"]["psnr"] - train.noisy_psnr(clean[:2], noisy[:2])) < 1e-5
+    assert abs(rows["overshoot"]["psnr"] - noisy_psnr(all_white)) < 1e-5
+    assert abs(rows["noisy"]["psnr"] - noisy_psnr(first_two)) < 1e-5
+
+
+def test_baselines_are_told_the_true_sigma_only_for_unclipped_gaussian_noise():
+    assert baselines.true_sigma(noise.parse("gaussian:25/255", clip=False)) == 25 / 255
+    assert baselines.true_sigma(noise.parse("gaussian:0.4")) is None  # clipped: estimated
+    assert baselines.true_sigma(noise.parse("gaussian:0.1-0.2", clip=False)) is None
+    assert baselines.true_sigma(noise.parse("poisson:30", clip=False)) is None
 
 
 def test_a_learned_model_is_evaluated_on_the_same_images(real_pairs):
     state = train.create_train_state(jax.random.key(0), Config(model="dense"))
-    row = baselines.evaluate_model(state, *real_pairs, 4)
-    expected = train.evaluate(state, real_pairs[0][:4], real_pairs[1][:4])
+    row = baselines.evaluate_model(state, real_pairs.take(4))
+    expected = evaluation.evaluate(state, real_pairs.take(4))
     assert row == {"psnr": expected["val_psnr"], "ssim": expected["val_ssim"], "examples": 4,
                    "val_bce": expected["val_bce"], "params": 101_200,
                    "ms_per_image": row["ms_per_image"]}
@@ -74,9 +87,9 @@ def test_the_default_leaves_out_only_bm3d_and_all_means_all():
 
 def test_bad_names_and_sizes_are_config_errors(real_pairs):
     with pytest.raises(ConfigError, match="--baselines: unknown baseline 'wiener'; choose from noisy, "):
-        baselines.evaluate_baselines(*real_pairs, ["median", "wiener"], 2)
+        baselines.evaluate_baselines(real_pairs, ["median", "wiener"])
     with pytest.raises(ConfigError, match="--baseline-examples: 7 is more than the 6 validation images"):
-        baselines.evaluate_baselines(*real_pairs, ["noisy"], 7)
+        baselines.check_examples(7, len(real_pairs))
     with pytest.raises(ConfigError, match="--baseline-examples: must be a positive integer, got 0"):
         baselines.check_examples(0)
 
@@ -101,14 +114,14 @@ def test_compare_writes_one_table_of_models_and_baselines(tmp_path, capsys):
 
 
 def test_the_methods_figure_shows_every_model_and_baseline_on_the_same_digits(real_pairs):
-    clean, noisy = (np.asarray(a[:3]) for a in real_pairs)
+    clean, noisy = (np.asarray(a[0][:3]) for a in real_pairs[:2])
     state = train.create_train_state(jax.random.key(0), Config(model="dense"))
-    rows = report.method_rows({"dense": state}, clean, noisy, ["noisy", "median", "bm3d"])
+    rows = report.method_rows({"dense": state}, real_pairs, ["noisy", "median", "bm3d"], count=3)
     assert [label for label, _ in rows] == ["clean", "noisy", "dense", "median", "bm3d"]
-    assert all(images.shape == (3, 28, 28, 1) for _, images in rows)
+    assert all(np.shape(images) == (3, 28, 28, 1) for _, images in rows)
     np.testing.assert_array_equal(rows[1][1], noisy)
-    np.testing.assert_allclose(rows[2][1], train.denoise(state, noisy))
-    np.testing.assert_allclose(rows[3][1][..., 0], [baselines.median_3x3(im) for im in noisy[..., 0]])
+    np.testing.assert_allclose(rows[2][1], evaluation.denoise(state, noisy))
+    np.testing.assert_allclose(rows[3][1], [baselines.median_3x3(im) for im in noisy], atol=1e-7)
 
 
 def test_metrics_agree_with_scikit_image_on_real_denoised_digits(real_pairs):
@@ -116,11 +129,11 @@ def test_metrics_agree_with_scikit_image_on_real_denoised_digits(real_pairs):
 
     from dae import metrics
 
-    clean, noisy = (np.asarray(a, np.float64)[..., 0] for a in real_pairs)
-    denoised = np.stack([baselines.median_3x3(image) for image in noisy])
+    clean, noisy = (np.asarray(a[0], np.float64)[..., 0] for a in real_pairs[:2])
+    denoised = np.stack([baselines.median_3x3(image[..., None])[..., 0] for image in noisy])
     for images in (noisy, denoised):
-        ours_psnr = metrics.psnr(images[..., None].astype(np.float32), real_pairs[0])
-        ours_ssim = metrics.ssim(images[..., None].astype(np.float32), real_pairs[0])
+        ours_psnr = metrics.psnr(images[..., None].astype(np.float32), real_pairs.clean[0])
+        ours_ssim = metrics.ssim(images[..., None].astype(np.float32), real_pairs.clean[0])
         np.testing.assert_allclose(ours_psnr, [peak_signal_noise_ratio(c, x, data_range=1.0)
                                                for c, x in zip(clean, images)], atol=1e-3)
         np.testing.assert_allclose(ours_ssim, [structural_similarity(

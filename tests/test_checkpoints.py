@@ -41,9 +41,9 @@ def test_evaluate_reloads_the_latest_checkpoint_and_reproduces_the_metrics(train
     config, epoch, state = evaluate.load(workdir, "conv")
     assert (config.model, epoch, int(state.step)) == ("conv", 2, int(conv_state.step))
     jax.tree.map(np.testing.assert_array_equal, state.params, conv_state.params)
-    metrics = evaluate.run(workdir, "conv", mnist=mock_mnist)
+    metrics = evaluate.run(workdir, "conv", dataset=mock_mnist)
     assert abs(metrics["val_bce"] - conv["val_bce"]) < 1e-6
-    first = evaluate.run(workdir, "conv", epoch=1, mnist=mock_mnist)
+    first = evaluate.run(workdir, "conv", epoch=1, dataset=mock_mnist)
     assert abs(first["val_bce"] - conv["history"][0]["val_bce"]) < 1e-6
 
 
@@ -82,5 +82,5 @@ def test_a_batch_norm_model_reloads_with_its_running_statistics(mock_mnist, tmp_
     assert not np.allclose(state.batch_stats["BatchNorm_0"]["var"], initial["BatchNorm_0"]["var"])
     _, _, restored = evaluate.load(tmp_path, "dncnn")
     jax.tree.map(np.testing.assert_array_equal, restored.batch_stats, state.batch_stats)
-    metrics = evaluate.run(tmp_path, "dncnn", mnist=mock_mnist)
+    metrics = evaluate.run(tmp_path, "dncnn", dataset=mock_mnist)
     assert abs(metrics["val_bce"] - results["val_bce"]) < 1e-6

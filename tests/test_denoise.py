@@ -47,25 +47,38 @@ def forward(state, image_HW: np.ndarray) -> np.ndarray:
     return np.asarray(jax.nn.sigmoid(logits))[0, :, :, 0]
 
 
+def denoise_grey(state, config, image_HW: np.ndarray) -> np.ndarray:
+    return denoise.denoise_image(state, config, image_HW[..., None])[..., 0]
+
+
 def run_cli(argv, capsys):
     code = _cli.run(denoise_cli.main, [str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out.strip().splitlines(), err.strip().splitlines()
 
 
-def test_read_image_makes_colour_and_16_bit_gray_in_0_1(tmp_path):
+def test_images_are_read_as_they_are_and_made_grey_in_0_1_for_a_grey_model(tmp_path):
     gray_u8 = digit_like_u8(28, 28)
-    expected = gray_u8.astype(np.float32) / 255.0
-    np.testing.assert_array_equal(denoise.read_image(save(tmp_path / "l.png", gray_u8)), expected)
-    rgb = save(tmp_path / "rgb.png", np.repeat(gray_u8[:, :, None], 3, axis=2))
-    np.testing.assert_array_equal(denoise.read_image(rgb), expected)
+    expected = gray_u8.astype(np.float32)[..., None] / 255.0
+    grey = denoise.read_image(save(tmp_path / "l.png", gray_u8))
+    assert grey.shape == (28, 28, 1) and grey.dtype == np.uint8
+    pixels, note = denoise.as_model_input(grey, 1)
+    np.testing.assert_array_equal(pixels, expected)
+    assert note is None
+    rgb = denoise.read_image(save(tmp_path / "rgb.png", np.repeat(gray_u8[:, :, None], 3, axis=2)))
+    assert rgb.shape == (28, 28, 3)
+    pixels, note = denoise.as_model_input(rgb, 1)
+    np.testing.assert_allclose(pixels, expected, atol=1e-6)
+    assert note == "converted RGB to grey (ITU-R 601 luma) for a grey model"
     rgba_u8 = np.concatenate([np.repeat(gray_u8[:, :, None], 3, axis=2),
                               np.full((28, 28, 1), 128, np.uint8)], axis=2)
-    rgba = save(tmp_path / "rgba.png", rgba_u8)
-    np.testing.assert_array_equal(denoise.read_image(rgba), expected)
-    wide = save(tmp_path / "16bit.png", gray_u8.astype(np.uint16) * 257)
-    assert Image.open(wide).mode.startswith("I")  # really stored and read back as 16-bit
-    np.testing.assert_allclose(denoise.read_image(wide), expected, atol=1e-6)
+    rgba = denoise.read_image(save(tmp_path / "rgba.png", rgba_u8))
+    np.testing.assert_array_equal(rgba, rgba_u8[..., :3])  # alpha dropped, not blended
+    wide_path = save(tmp_path / "16bit.png", gray_u8.astype(np.uint16) * 257)
+    assert Image.open(wide_path).mode.startswith("I")  # really stored and read back as 16-bit
+    wide = denoise.read_image(wide_path)
+    assert wide.dtype == np.uint16
+    np.testing.assert_allclose(denoise.as_model_input(wide, 1)[0], expected, atol=1e-6)
 
 
 def test_conv_output_is_the_models_own_forward_pass_and_good_files_exit_0(workdir, tmp_path,
@@ -77,14 +90,15 @@ def test_conv_output_is_the_models_own_forward_pass_and_good_files_exit_0(workdi
                               "--out", tmp_path / "new" / "out"], capsys)
     assert code == 0 and err == []
     assert out == [f"{noisy} -> {tmp_path / 'new/out/noisy_denoised.png'}",
-                   f"{rgb} -> {tmp_path / 'new/out/colour_denoised.png'}"]
+                   f"{rgb} -> {tmp_path / 'new/out/colour_denoised.png'} (converted RGB to grey "
+                   f"(ITU-R 601 luma) for a grey model)"]
     written = Image.open(tmp_path / "new/out/noisy_denoised.png")
     assert written.mode == "L" and written.size == (28, 28)
     config, _, state = evaluate.load(workdir, "conv")
     pixels_HW = pixels_u8.astype(np.float32) / 255.0
     expected_HW = forward(state, pixels_HW)
     # Same function (jit aside): any rescaling of the input or output would show here.
-    np.testing.assert_allclose(denoise.denoise_image(state, config, pixels_HW), expected_HW,
+    np.testing.assert_allclose(denoise_grey(state, config, pixels_HW), expected_HW,
                                atol=1e-5)
     expected_u8 = np.round(expected_HW * 255).astype(np.int16)
     assert np.abs(np.asarray(written, np.int16) - expected_u8).max() <= 1
@@ -94,11 +108,11 @@ def test_conv_output_is_the_models_own_forward_pass_and_good_files_exit_0(workdi
 def test_conv_pads_to_a_multiple_of_4_and_crops_back(workdir):
     config, _, state = evaluate.load(workdir, "conv")
     exact_HW = digit_like_u8(40, 60).astype(np.float32) / 255.0
-    np.testing.assert_allclose(denoise.denoise_image(state, config, exact_HW),
+    np.testing.assert_allclose(denoise_grey(state, config, exact_HW),
                                forward(state, exact_HW), atol=1e-5)  # nothing to pad
     odd_HW = digit_like_u8(41, 61).astype(np.float32) / 255.0
     padded_HW = np.pad(odd_HW, ((0, 3), (0, 3)), mode="reflect")  # 44x64
-    denoised_HW = denoise.denoise_image(state, config, odd_HW)
+    denoised_HW = denoise_grey(state, config, odd_HW)
     assert denoised_HW.shape == (41, 61)
     np.testing.assert_allclose(denoised_HW, forward(state, padded_HW)[:41, :61], atol=1e-5)
 

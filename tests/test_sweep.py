@@ -15,7 +15,7 @@ from experiments import sweep as sweep_cli
 def test_sweep_evaluates_every_model_at_every_level(mock_mnist, tmp_path):
     for model in ("dense", "conv"):
         train.fit(Config(model=model, epochs=1, batch_size=64), tmp_path, mock_mnist, log=lambda _: None)
-    result = sweep.run(tmp_path, levels=(0.2, 0.4, 0.6), mnist=mock_mnist, log=lambda _: None,
+    result = sweep.run(tmp_path, levels=(0.2, 0.4, 0.6), dataset=mock_mnist, log=lambda _: None,
                        baseline_names=["median"], baseline_examples=16)
     saved = json.loads((tmp_path / "sweep.json").read_text())
     assert saved == json.loads(json.dumps(result))

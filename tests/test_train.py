@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from dae import compare, models, train
+from dae import compare, evaluation, models, train
 from dae.config import Config
 
 TINY = dict(epochs=2, batch_size=64)
@@ -17,7 +17,7 @@ def test_train_step_compiles_once_donates_the_state_and_lowers_the_loss(mock_mni
     config = Config(model="conv", **TINY)
     state = train.create_train_state(jax.random.key(0), config)
     step = train.make_train_step(config)
-    batch = mock_mnist.train_u8[:64]
+    batch = mock_mnist.train.pixels_u8[:64]
     losses = []
     for i in range(12):
         previous = state
@@ -34,25 +34,25 @@ def test_every_registered_model_learns_a_batch_and_evaluates(name, mock_mnist):
     config = Config(model=name, batch_size=32)
     state = train.create_train_state(jax.random.key(0), config)
     step = train.make_train_step(config)
-    batch = mock_mnist.train_u8[:32]
+    batch = mock_mnist.train.pixels_u8[:32]
     losses = []
     for _ in range(8):
         state, step_metrics = step(state, batch, jax.random.key(1))
         losses.append(float(step_metrics["loss"]))
     assert losses[-1] < losses[0]
-    clean, noisy = train.validation_set(config, mock_mnist.test_u8[:16])
-    scores = train.evaluate(state, clean, noisy)
+    validation = evaluation.validation_set(config, mock_mnist.test.take(16))
+    scores = evaluation.evaluate(state, validation)
     assert set(scores) == {"val_bce", "val_mse", "val_psnr", "val_ssim"}
     assert np.isfinite(list(scores.values())).all()
     # Evaluation is deterministic (batch norm uses its running statistics there).
-    assert train.evaluate(state, clean, noisy) == scores
+    assert evaluation.evaluate(state, validation) == scores
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU option")
 def test_the_train_step_compiles_with_the_cpu_options_of_dae_xla(mock_mnist):
     config = Config(model="dense", **TINY)
     state = train.create_train_state(jax.random.key(0), config)
-    args = (state, mock_mnist.train_u8[:64], jax.random.key(1))
+    args = (state, mock_mnist.train.pixels_u8[:64], jax.random.key(1))
     ours = train.make_train_step(config).lower(*args).compile().as_text()
     default = jax.jit(functools.partial(train.train_step, noise_model=config.noise_model())
                       ).lower(*args).compile().as_text()
@@ -114,7 +114,7 @@ def test_a_workdir_of_another_config_is_refused(mock_mnist, tmp_path):
 
 def test_whole_tiny_comparison_under_mock_data_writes_every_output(mock_mnist, tmp_path):
     configs = [Config(model=m, **TINY) for m in ("dense", "conv")]
-    compare.run(configs, tmp_path, mnist=mock_mnist, log=lambda _: None, baseline_names=["noisy"],
+    compare.run(configs, tmp_path, dataset=mock_mnist, log=lambda _: None, baseline_names=["noisy"],
                 baseline_examples=8)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["config"]["models"] == ["dense", "conv"]
@@ -140,9 +140,9 @@ def test_whole_tiny_comparison_under_mock_data_writes_every_output(mock_mnist, t
 def test_evaluation_does_not_depend_on_the_batch_split(mock_mnist, monkeypatch):
     config = Config(model="conv")
     state = train.create_train_state(jax.random.key(0), config)
-    clean, noisy = train.validation_set(config, mock_mnist.test_u8)
-    whole = train.evaluate(state, clean, noisy)
-    monkeypatch.setattr(train, "EVAL_BATCH_SIZE", 100)  # 256 images: batches of 100, 100, 56
-    split = train.evaluate(state, clean, noisy)
+    validation = evaluation.validation_set(config, mock_mnist.test)
+    whole = evaluation.evaluate(state, validation)
+    monkeypatch.setattr(evaluation, "EVAL_BATCH_SIZE", 100)  # 256 images: batches of 100, 100, 56
+    split = evaluation.evaluate(state, validation)
     for key in whole:
         assert abs(whole[key] - split[key]) < 1e-6

@@ -1,0 +1,125 @@
+"""Datasets behind one entry point: `load(spec)` -> a Dataset of uint8 images on the device.
+
+A spec names the source: `mnist` (the paper's), `tfds:NAME` (any prepared TFDS image dataset),
+`folder:PATH` or `folder:TRAIN_DIR,VAL_DIR` (photographs of any size), `skimage` (the natural
+photographs inside scikit-image). Every source returns the same Dataset: a train and a test
+Split; crops and padding (dae.data.patches) do not care where the images came from.
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+
+from dae.data import folder, patches, skimage, tfds
+from dae.data.images import Split, to_float
+from dae.data.tfds import DEFAULT_TFDS_DIR, resolve_data_dir
+from dae.errors import ConfigError
+
+KINDS = ("mnist", "tfds:NAME", "folder:PATH", "folder:TRAIN_DIR,VAL_DIR", "skimage")
+MNIST = "mnist"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    spec: str
+    train: Split
+    test: Split
+
+    @property
+    def channels(self) -> int:
+        return self.train.channels
+
+    @property
+    def image_size(self) -> Optional[tuple[int, int]]:
+        """(H, W) when every image of both splits has one size, else None (patches needed)."""
+        size = self.train.image_size
+        return size if size is not None and size == self.test.image_size else None
+
+
+def parse(spec: str) -> tuple[str, str]:
+    """'tfds:cifar10' -> ('tfds', 'cifar10'); a ConfigError for anything that is not a KIND."""
+    kind, colon, arg = str(spec).partition(":")
+    takes_arg = {"mnist": False, "skimage": False, "tfds": True, "folder": True}
+    if kind not in takes_arg or takes_arg[kind] != bool(colon) or (colon and not arg.strip()):
+        raise ConfigError(f"--dataset: unknown dataset {spec!r}; choose from {', '.join(KINDS)}")
+    return kind, arg.strip()
+
+
+def is_natural(spec: str) -> bool:
+    """Every dataset but the paper's MNIST follows the natural-image protocol (see defaults)."""
+    return spec != MNIST
+
+
+def load(spec: str = MNIST, data_dir: Optional[str] = None, download: bool = False,
+         channels: Optional[int] = None, warn: Callable[[str], None] = print) -> Dataset:
+    """The dataset `spec` in `channels` channels (default: the dataset's own)."""
+    kind, arg = parse(spec)
+    if channels not in (None, 1, 3):
+        raise ConfigError(f"--channels: must be 1 or 3, got {channels}")
+    if kind == "mnist":
+        train, test = tfds.load("mnist", data_dir, download, channels)
+    elif kind == "tfds":
+        train, test = tfds.load(arg, data_dir, download, channels)
+    elif kind == "folder":
+        train, test = folder.load(arg, channels, warn)
+    else:
+        train, test = skimage.load(channels)
+    return Dataset(spec, train, test)
+
+
+def load_mnist(data_dir: Optional[str] = None, download: bool = False) -> Dataset:
+    """The paper's MNIST (train 60,000 / test 10,000 images, 28x28x1)."""
+    return load(MNIST, data_dir, download)
+
+
+def epoch_batches(rng: jax.Array, num_examples: int, batch_size: int) -> jax.Array:
+    """Shuffled example indices as (steps, batch_size); the last partial batch is dropped."""
+    steps = num_examples // batch_size
+    return jax.random.permutation(rng, num_examples)[: steps * batch_size].reshape(steps, batch_size)
+
+
+class TrainBatches:
+    """A run's clean uint8 training batches on the device: whole images in a seeded order each
+    epoch (the last partial batch dropped), or, with config.patch_size, random crops."""
+
+    def __init__(self, split: Split, config, log: Callable[[str], None] = print):
+        from dae import rng  # the run's random streams
+
+        self.split = split.take(config.train_examples)
+        self.batch_size = config.batch_size
+        if config.patch_size:
+            skipped = len(self.split) - patches.large_enough(self.split, config.patch_size).size
+            if skipped:
+                log(f"skipping {skipped} of {len(self.split)} training images smaller than the "
+                    f"{config.patch_size}x{config.patch_size} crops")
+            self._sample = patches.sampler(self.split, config.batch_size, config.patch_size)
+            self.steps_per_epoch = config.patches_per_epoch // config.batch_size
+            self._key = rng.stream(config.seed, rng.PATCHES)
+        else:
+            config.check_batch_fits(len(self.split))
+            self._sample = None
+            self.steps_per_epoch = len(self.split) // config.batch_size
+            self._key = rng.stream(config.seed, rng.SHUFFLE)
+
+    def epoch(self, epoch: int):
+        """The batches of epoch `epoch` (from 1); the same for the same seed, resumed or not."""
+        if self._sample is not None:
+            first_step = (epoch - 1) * self.steps_per_epoch
+            for i in range(self.steps_per_epoch):
+                yield self._sample(jax.random.fold_in(self._key, first_step + i))
+            return
+        order = epoch_batches(jax.random.fold_in(self._key, epoch), len(self.split), self.batch_size)
+        for i in range(self.steps_per_epoch):
+            yield self.split.pixels_u8[order[i]]
+
+
+def canonical(spec: str) -> str:
+    """The spec as a checkpoint records it: folder paths made absolute (checked by `parse`)."""
+    kind, arg = parse(spec)
+    if kind != "folder":
+        return spec
+    from pathlib import Path
+
+    return "folder:" + ",".join(str(Path(d).expanduser().resolve()) for d in arg.split(","))

@@ -1,0 +1,71 @@
+"""Random crops for training, drawn on the device; reflection padding for whole-image evaluation."""
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dae import xla
+from dae.data.images import Split
+from dae.errors import DataError
+
+
+def large_enough(split: Split, patch_size: int) -> np.ndarray:
+    """Indices of the images at least patch_size x patch_size (smaller ones are skipped)."""
+    return np.flatnonzero((split.sizes_N2 >= patch_size).all(axis=1))
+
+
+@functools.partial(xla.jit, static_argnames=("batch_size", "patch_size", "channels"))
+def _sample(pixels_u8, tables, key, *, batch_size: int, patch_size: int, channels: int):
+    offsets_N, heights_N, widths_N = tables
+    P, C = patch_size, channels
+    image_key, y_key, x_key, flip_key = jax.random.split(key, 4)
+    # An image uniformly (each photograph counts the same, whatever its size), then a position.
+    which_B = jax.random.randint(image_key, (batch_size,), 0, offsets_N.shape[0])
+    H_B, W_B = heights_N[which_B], widths_N[which_B]
+    y_B = jnp.floor(jax.random.uniform(y_key, (batch_size,)) * (H_B - P + 1)).astype(jnp.int32)
+    x_B = jnp.floor(jax.random.uniform(x_key, (batch_size,)) * (W_B - P + 1)).astype(jnp.int32)
+    rows_BP = y_B[:, None] + jnp.arange(P)
+    cols_BP = x_B[:, None] + jnp.arange(P)
+    index_BPPC = (offsets_N[which_B][:, None, None, None]
+                  + (rows_BP[:, :, None, None] * W_B[:, None, None, None]
+                     + cols_BP[:, None, :, None]) * C
+                  + jnp.arange(C))
+    patches = pixels_u8.reshape(-1)[index_BPPC]
+    # One of the 8 flips and 90-degree rotations of each crop: a transpose, then two flips.
+    transpose_B, flip_rows_B, flip_cols_B = jax.random.bernoulli(flip_key, 0.5, (3, batch_size))
+    pick = lambda flag_B, a, b: jnp.where(flag_B[:, None, None, None], a, b)
+    patches = pick(transpose_B, patches.transpose(0, 2, 1, 3), patches)
+    patches = pick(flip_rows_B, patches[:, ::-1], patches)
+    return pick(flip_cols_B, patches[:, :, ::-1], patches)
+
+
+def sampler(split: Split, batch_size: int, patch_size: int) -> Callable[[jax.Array], jax.Array]:
+    """key -> a (batch_size, P, P, C) uint8 batch of random crops of `split`'s large-enough images.
+
+    Compiled once; each call gathers B*P*P*C bytes on the device (the images never leave it).
+    """
+    keep = large_enough(split, patch_size)
+    if keep.size == 0:
+        largest = "x".join(map(str, split.sizes_N2.max(axis=0)))
+        raise DataError(f"--patch-size: every training image is smaller than {patch_size}x"
+                        f"{patch_size} (at most {largest}); use a smaller patch")
+    tables = tuple(jnp.asarray(a, jnp.int32) for a in
+                   (split.offsets_N[keep], split.sizes_N2[keep, 0], split.sizes_N2[keep, 1]))
+    return functools.partial(_sample, split.pixels_u8, tables, batch_size=batch_size,
+                             patch_size=patch_size, channels=split.channels)
+
+
+def pad_to_multiple(images_BHWC: jax.Array, multiple: int) -> jax.Array:
+    """Reflection-pads height and width at the bottom and right up to a multiple of `multiple`.
+
+    Reflect, not edge: mirroring keeps the noise and structures at the border like the image's
+    own; repeating the last row or column would draw flat streaks. Cropping back is [:H, :W].
+    """
+    H, W = images_BHWC.shape[1:3]
+    pad_H, pad_W = -H % multiple, -W % multiple
+    if not (pad_H or pad_W):
+        return images_BHWC
+    return jnp.pad(images_BHWC, ((0, 0), (0, pad_H), (0, pad_W), (0, 0)), mode="reflect")

@@ -1,0 +1,109 @@
+"""Any prepared TFDS image dataset (MNIST included): its train and test splits as uint8 images."""
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from dae.data import images
+from dae.errors import DataError
+
+DEFAULT_TFDS_DIR = Path("~/tensorflow_datasets").expanduser()
+
+
+def resolve_data_dir(data_dir: Optional[str] = None) -> Path:
+    """--data-dir, else $TFDS_DATA_DIR, else TFDS's default (~/tensorflow_datasets)."""
+    return Path(data_dir or os.environ.get("TFDS_DATA_DIR") or DEFAULT_TFDS_DIR).expanduser()
+
+
+def _import_tfds():
+    # TensorFlow only decodes images here: quiet its C++ logs (the user's setting wins). Its oneDNN
+    # banner stays: turning oneDNN off would also slow any Keras model in the same process.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    # TensorFlow must not reserve accelerator memory that JAX needs.
+    tf.config.set_visible_devices([], "GPU")
+    return tfds
+
+
+def _label(name: str) -> str:
+    """How messages name the dataset: the paper's MNIST, or the --dataset spec."""
+    return "MNIST" if name == "mnist" else f"tfds:{name}"
+
+
+def _image_key(builder) -> str:
+    """The name of the dataset's (first) image feature."""
+    import tensorflow_datasets as tfds
+
+    for key, feature in builder.info.features.items():
+        if isinstance(feature, tfds.features.Image):
+            return key
+    raise DataError(f"tfds:{builder.name}: has no image feature "
+                    f"(features: {', '.join(builder.info.features)})")
+
+
+def _splits(builder) -> tuple[str, str]:
+    """(train split, test split): 'train', and 'test' or else 'validation'."""
+    known = list(builder.info.splits)
+    if not known:  # not prepared (or tfds.testing.mock_data): the usual names
+        return "train", "test"
+    test = next((s for s in ("test", "validation") if s in known), None)
+    if "train" not in known or test is None:
+        raise DataError(f"tfds:{builder.name}: needs a 'train' and a 'test' or 'validation' split, "
+                        f"has {', '.join(known)}")
+    return "train", test
+
+
+def load_splits(name: str, data_dir: Optional[str] = None, download: bool = False):
+    """[(train images, names), (test images, names)]: uint8 arrays (N, H, W, C) or lists of (H, W, C)."""
+    tfds = _import_tfds()
+    root = resolve_data_dir(data_dir)
+    try:
+        builder = tfds.builder(name, data_dir=str(root))
+    except tfds.core.registered.DatasetNotFoundError:
+        raise DataError(f"--dataset: no TFDS dataset named {name!r} (see `tfds.list_builders()`)") from None
+    key = _image_key(builder)
+    shape = builder.info.features[key].shape
+    fixed = None not in shape
+    splits = []
+    try:
+        for split in _splits(builder):
+            # Fixed-size batches, not batch_size=-1: that crashes on datasets of unknown length
+            # (tfds.testing.mock_data's). Images of several sizes come one at a time.
+            ds = tfds.load(name, split=split, data_dir=str(root), download=download,
+                           batch_size=10_000 if fixed else None)
+            pixels = [example[key] for example in tfds.as_numpy(ds)]
+            splits.append(np.concatenate(pixels) if fixed else pixels)
+    except DataError:
+        raise
+    except Exception as e:  # tfds raises many types (missing files, network, IO).
+        if not download:
+            # Never a silent download: without network, tfds retries for minutes before failing.
+            version = f"{name}/{builder.info.version}"
+            raise DataError(
+                f"{_label(name)} is not prepared in {root} (from --data-dir, else $TFDS_DATA_DIR, else "
+                f"{DEFAULT_TFDS_DIR}); point one of them at a prepared TFDS folder that holds "
+                f"{version} (e.g. ../shared/tensorflow_datasets; `tfds build {name} --data_dir DIR` "
+                f"prepares one where there is network), or add --download"
+            ) from e
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise DataError(f"--download: could not download {_label(name)} into {root} ({reason})") from e
+    return splits
+
+
+def load(name: str, data_dir: Optional[str] = None, download: bool = False,
+         channels: Optional[int] = None) -> tuple[images.Split, images.Split]:
+    """(train, test) splits of TFDS dataset `name` as uint8 on the device, in `channels` channels."""
+    train, test = load_splits(name, data_dir, download)
+    if channels is None:
+        channels = (train[0] if isinstance(train, list) else train).shape[-1]
+    return tuple(_split(pixels, channels) for pixels in (train, test))
+
+
+def _split(pixels, channels: int) -> images.Split:
+    if isinstance(pixels, np.ndarray) and pixels.shape[-1] == channels:
+        return images.Split.from_array(pixels.astype(np.uint8))
+    return images.Split.from_images([images.prepare(im, channels) for im in pixels])

@@ -1,0 +1,139 @@
+"""Evaluation apart from training: the fixed noisy validation set, a model's outputs as images
+(padded to what it accepts, cropped back), and per-image metrics and their means."""
+
+import functools
+import itertools
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dae import metrics, rng, xla
+from dae.data import Split, patches, to_float
+from dae.noise import Noise
+
+EVAL_BATCH_SIZE = 1000
+METRICS = ("mse", "psnr", "ssim")
+
+
+class Validation(NamedTuple):
+    """Clean and noisy float32 test images in groups of one size: (B, H, W, C) each."""
+
+    clean: tuple[jax.Array, ...]
+    noisy: tuple[jax.Array, ...]
+    names: tuple[str, ...] = ()  # one per image, where the dataset names them
+
+    def __len__(self) -> int:
+        return sum(group.shape[0] for group in self.clean)
+
+    def take(self, n: int) -> "Validation":
+        """The first `n` images."""
+        clean, noisy, left = [], [], n
+        for c, y in zip(self.clean, self.noisy):
+            if left <= 0:
+                break
+            clean.append(c[:left]), noisy.append(y[:left])
+            left -= c.shape[0]
+        return Validation(tuple(clean), tuple(noisy), self.names[:n])
+
+    def images(self, which: str = "noisy") -> list[np.ndarray]:
+        """Every image, (H, W, C) float32 on the host."""
+        return [np.asarray(im) for group in getattr(self, which) for im in group]
+
+
+def noisy_validation_set(key: jax.Array, test: Split, noise_model: Noise) -> Validation:
+    """The test split with noise fixed by `key`: one draw for images of one size, else one per
+    image (the key folded in with its index)."""
+    if test.fixed_size:
+        clean = to_float(test.pixels_u8)
+        return Validation((clean,), (noise_model.sample(key, clean),), test.names)
+    clean = [to_float(test.image(i))[None] for i in range(len(test))]
+    noisy = [noise_model.sample(jax.random.fold_in(key, i), c) for i, c in enumerate(clean)]
+    return Validation(tuple(clean), tuple(noisy), test.names)
+
+
+def validation_set(config, test: Split) -> Validation:
+    """The run's validation set: its noise depends only on seed and noise, not on the model."""
+    return noisy_validation_set(rng.stream(config.seed, rng.VALIDATION_NOISE), test,
+                                config.noise_model())
+
+
+def model_variables(state) -> dict:
+    """What `state.apply_fn` takes: the parameters and the batch statistics."""
+    return {"params": state.params, "batch_stats": state.batch_stats}
+
+
+def _outputs(apply_fn: Callable, multiple: Optional[int], variables, noisy_BHWC):
+    """The model's outputs at the input's size: padded to `multiple` by reflection, cropped back."""
+    H, W = noisy_BHWC.shape[1:3]
+    return apply_fn(variables, patches.pad_to_multiple(noisy_BHWC, multiple or 1))[:, :H, :W]
+
+
+@functools.partial(xla.jit, static_argnums=(0, 1, 2))
+def _eval_batch(apply_fn: Callable, loss: str, multiple: Optional[int], variables, noisy, clean):
+    outputs = _outputs(apply_fn, multiple, variables, noisy)
+    denoised = metrics.outputs_to_images(outputs, loss)
+    return {loss: metrics.LOSSES[loss](outputs, clean), "mse": metrics.mse(denoised, clean),
+            "psnr": metrics.psnr(denoised, clean), "ssim": metrics.ssim(denoised, clean)}
+
+
+def _batches(validation: Validation):
+    for clean, noisy in zip(validation.clean, validation.noisy):
+        for i in range(0, clean.shape[0], EVAL_BATCH_SIZE):
+            yield clean[i : i + EVAL_BATCH_SIZE], noisy[i : i + EVAL_BATCH_SIZE]
+
+
+def per_image(state, validation: Validation) -> dict[str, np.ndarray]:
+    """Each validation image's loss, MSE, PSNR and SSIM (float64 on the host)."""
+    scores = [_eval_batch(state.apply_fn, state.loss, state.input_multiple, model_variables(state),
+                          noisy, clean) for clean, noisy in _batches(validation)]
+    return {name: np.concatenate([np.asarray(s[name], np.float64) for s in scores])
+            for name in scores[0]}
+
+
+def evaluate(state, validation: Validation) -> dict[str, float]:
+    """Validation metrics, means over images: val_<loss>, val_mse, val_psnr, val_ssim."""
+    # Means in float64 on the host, so the figure does not depend on the batch split.
+    return {f"val_{name}": float(np.mean(values))
+            for name, values in per_image(state, validation).items()}
+
+
+@functools.partial(xla.jit, static_argnums=(0, 1, 2))
+def _denoise(apply_fn: Callable, loss: str, multiple: Optional[int], variables, noisy):
+    return metrics.outputs_to_images(_outputs(apply_fn, multiple, variables, noisy), loss)
+
+
+def denoise(state, noisy_BHWC: jax.Array) -> jax.Array:
+    """The model's denoised images in [0, 1] (inference mode: batch norm's running statistics).
+
+    Compiles once per input shape."""
+    return _denoise(state.apply_fn, state.loss, state.input_multiple, model_variables(state),
+                    noisy_BHWC)
+
+
+@xla.jit
+def _quality(images, clean):
+    return {"psnr": metrics.psnr(images, clean), "ssim": metrics.ssim(images, clean)}
+
+
+def quality(images: Sequence[np.ndarray], clean: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """PSNR and SSIM of each image (float (H, W, C)) against its clean version, as float64 arrays.
+
+    Consecutive images of one size go through in one batch."""
+    scores = []
+    for _, run in itertools.groupby(range(len(images)), key=lambda i: images[i].shape):
+        run = list(run)
+        scores.append(_quality(jnp.asarray(np.stack([images[i] for i in run]), jnp.float32),
+                               jnp.asarray(np.stack([clean[i] for i in run]), jnp.float32)))
+    return {k: np.concatenate([np.asarray(s[k], np.float64) for s in scores]) for k in scores[0]}
+
+
+def noisy_quality(validation: Validation) -> dict[str, float]:
+    """Mean PSNR and SSIM of the noisy inputs themselves: the baseline every denoiser must beat.
+
+    The noisy images are clipped to [0, 1] first, as an 8-bit picture of them would be."""
+    scores = [_quality(jnp.clip(noisy, 0.0, 1.0), clean)
+              for clean, noisy in _batches(validation)]
+    return {f"noisy_{k}": float(np.mean(np.concatenate([np.asarray(s[k], np.float64) for s in scores])))
+            for k in ("psnr", "ssim")}
