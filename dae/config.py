@@ -30,7 +30,8 @@ class Config:
     # (H, W) of every image when the dataset has one size (the dense model needs it), else None.
     image_size: Optional[tuple[int, int]] = (28, 28)
     patch_size: Optional[int] = None  # None: train on whole images
-    patches_per_epoch: Optional[int] = None  # with patch_size: an epoch is this many crops
+    # With patch_size: an epoch is this many crops (None: as many as there are training images).
+    patches_per_epoch: Optional[int] = None
     loss: str = "bce"  # the paper's; mse or l1 make the models output pixels, not logits
     clip_noise: bool = True  # clip noisy images to [0, 1] (the paper's T(x)); not for photographs
     lr_schedule: str = "constant"  # constant, cosine (to 0 at the last step), warmup_cosine
@@ -84,18 +85,20 @@ class Config:
 
     def _validate_patches(self, models) -> None:
         multiple = models.input_multiple(self.model)
+        if multiple is None and (self.patch_size is not None or self.image_size is None):
+            why = (f"{self.dataset} has images of several sizes" if self.image_size is None
+                   else "leave out --patch-size")
+            raise ConfigError(f"--models: model {self.model!r} takes whole images of one size, "
+                              f"not crops; {why}")
         if self.patch_size is None:
             if self.image_size is None:
                 raise ConfigError(f"--patch-size: the images of {self.dataset} have several sizes, "
                                   f"so training needs crops: give a patch size")
             return
-        if multiple is None:
-            raise ConfigError(f"--patch-size: model {self.model!r} takes whole images of one size "
-                              f"only; train it without --patch-size on a dataset of one image size")
         if self.patch_size % multiple:
             raise ConfigError(f"--patch-size: model {self.model!r} needs a multiple of {multiple}, "
                               f"got {self.patch_size}")
-        if self.patches_per_epoch is None or self.patches_per_epoch < self.batch_size:
+        if self.patches_per_epoch is not None and self.patches_per_epoch < self.batch_size:
             raise ConfigError(f"--patches-per-epoch: must be at least the batch size "
                               f"({self.batch_size}), got {self.patches_per_epoch}")
 

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Optional
 
 from dae import checkpoints, data, evaluation, models, rng, train
+from dae.errors import ConfigError
 
 
 def load(workdir: Path, model: str, epoch: Optional[int] = None):
@@ -29,19 +30,28 @@ def input_multiple(config) -> Optional[int]:
 
 
 def load_dataset(config, data_dir: Optional[str] = None, dataset: Optional[data.Dataset] = None,
-                 log=print) -> data.Dataset:
-    """The run's dataset, in its channels (`dataset` if it is that one already)."""
-    if dataset is not None and dataset.spec == config.dataset and dataset.channels == config.channels:
-        return dataset
-    log(f"loading {config.dataset}")
-    return data.load(config.dataset, data_dir, channels=config.channels, warn=log)
+                 log=print, spec: Optional[str] = None) -> data.Dataset:
+    """Dataset `spec` (default: the run's own) in the run's channels (`dataset` if it is that one
+    already); a ConfigError if the run's model cannot take its images."""
+    spec = data.canonical(spec or config.dataset)
+    if dataset is None or dataset.spec != spec or dataset.channels != config.channels:
+        log(f"loading {spec}")
+        dataset = data.load(spec, data_dir, channels=config.channels, warn=log)
+    if input_multiple(config) is None and dataset.test.image_size != config.image_size:
+        size = dataset.test.image_size
+        raise ConfigError(f"--dataset: model {config.model!r} takes only "
+                          f"{'x'.join(map(str, config.image_size))} images, and {spec} has "
+                          f"{'x'.join(map(str, size)) if size else 'images of several sizes'}")
+    return dataset
 
 
 def run(workdir: Path, model: str, epoch: Optional[int] = None, data_dir: Optional[str] = None,
-        dataset: Optional[data.Dataset] = None, log=lambda _: None) -> dict:
-    """The validation metrics of a checkpoint, on the run's own fixed noisy validation set."""
+        dataset: Optional[data.Dataset] = None, log=lambda _: None,
+        dataset_spec: Optional[str] = None) -> dict:
+    """The validation metrics of a checkpoint on fixed noisy test images: the run's own, or the
+    test split of `dataset_spec` with the run's noise and seed."""
     config, epoch, state = load(workdir, model, epoch)
-    dataset = load_dataset(config, data_dir, dataset, log)
+    dataset = load_dataset(config, data_dir, dataset, log, dataset_spec)
     validation = evaluation.validation_set(config, dataset.test)
-    return {"model": config.model, "dataset": config.dataset, "epoch": epoch,
+    return {"model": config.model, "dataset": dataset.spec, "epoch": epoch,
             **evaluation.evaluate(state, validation), **evaluation.noisy_quality(validation)}

@@ -41,11 +41,13 @@ def level_name(level: float, natural: bool) -> str:
 def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
         data_dir: Optional[str] = None, dataset: Optional[data.Dataset] = None,
         log: Callable[[str], None] = print, baseline_names: Optional[Sequence[str]] = None,
-        baseline_examples: int = DEFAULT_BASELINE_EXAMPLES) -> dict:
+        baseline_examples: int = DEFAULT_BASELINE_EXAMPLES,
+        dataset_spec: Optional[str] = None) -> dict:
     """Validation metrics of each model (and of the noisy input) at each sigma; writes the report.
 
     Levels and baselines default to MNIST's or to the photographs' (dataset of the checkpoints).
-    The baselines, and the models once more, are scored on the first `baseline_examples` images.
+    The test split is the runs' own, or that of `dataset_spec`. The baselines, and the models
+    once more, are scored on the first `baseline_examples` images.
     """
     workdir = Path(workdir)
     names = trained_models(workdir)
@@ -61,7 +63,7 @@ def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
     check_levels(levels)
     baseline_names = baselines.resolve_names(
         baseline_names, NATURAL_BASELINES if natural else DEFAULT_BASELINES)
-    dataset = evaluate.load_dataset(config, data_dir, dataset, log)
+    dataset = evaluate.load_dataset(config, data_dir, dataset, log, dataset_spec)
     num_test = len(dataset.test)
     baseline_examples = min(baseline_examples, num_test) if natural else baseline_examples
     baselines.check_examples(baseline_examples, num_test)
@@ -83,7 +85,7 @@ def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
         log(f"sigma {level_name(level, natural)}: "
             + ", ".join(f"{n} {r[-1]['val_psnr']:.2f} dB" for n, r in rows.items()))
     trained_on = {name: states[name][0].noise for name in names}
-    result = {"workdir": str(workdir), "dataset": config.dataset, "test_images": num_test,
+    result = {"workdir": str(workdir), "dataset": dataset.spec, "test_images": num_test,
               "seed": seed, "levels": list(levels), "trained_on": trained_on,
               "epochs": {n: states[n][1] for n in names}, "rows": rows,
               "subset": {"examples": baseline_examples, "rows": subset_rows}}

@@ -1,6 +1,6 @@
 """Restores a checkpoint (the saved config says which model) and prints its validation metrics.
 
-    python -m experiments.evaluate --workdir DIR --model conv [--epoch N]
+    python -m experiments.evaluate --workdir DIR --model conv [--epoch N] [--dataset SPEC]
 """
 
 import json
@@ -15,6 +15,9 @@ def parse_args(argv=None):
     p.add_argument("--workdir", type=Path, required=True, help="the workdir of a comparison")
     p.add_argument("--model", required=True, help="which model's checkpoints to restore")
     p.add_argument("--epoch", type=int, default=None, help="default: the latest")
+    p.add_argument("--dataset", default=None,
+                   help="evaluate on this dataset's test split instead of the run's own "
+                        "(mnist, skimage, tfds:NAME, folder:PATH), with the run's noise and seed")
     p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
     return p.parse_args(argv)
 
@@ -23,7 +26,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     from dae import evaluate  # Imports jax and flax: only once the arguments parse.
 
-    metrics = evaluate.run(args.workdir, args.model, args.epoch, data_dir=args.data_dir)
+    metrics = evaluate.run(args.workdir, args.model, args.epoch, data_dir=args.data_dir,
+                           dataset_spec=args.dataset)
     print(json.dumps(metrics, indent=2))
 
 

@@ -36,6 +36,8 @@ def parse_args(argv=None):
                         "on MNIST, median,gaussian,nlm,bm3d on photographs)")
     p.add_argument("--baseline-examples", type=int, default=None,
                    help="how many validation images the baselines run on (default: 200)")
+    p.add_argument("--dataset", default=None,
+                   help="sweep on this dataset's test split instead of the runs' own")
     p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
     return p.parse_args(argv)
 
@@ -49,7 +51,7 @@ def main(argv=None) -> None:
     if args.baselines is not None:
         baselines.resolve_names(args.baselines)
     sweep.run(args.workdir, args.levels, seed=args.seed, data_dir=args.data_dir,
-              baseline_names=args.baselines,
+              baseline_names=args.baselines, dataset_spec=args.dataset,
               baseline_examples=(sweep.DEFAULT_BASELINE_EXAMPLES if args.baseline_examples is None
                                  else args.baseline_examples))
 

@@ -4,7 +4,7 @@ import json
 
 import tensorflow_datasets as tfds
 
-from benchmarks import throughput, xla_options
+from benchmarks import patches, throughput, xla_options
 from experiments import _cli
 
 
@@ -27,3 +27,9 @@ def test_throughput_writes_images_per_second_ratios_and_the_evaluation_time(tmp_
 def test_xla_options_times_both_compilations():
     best = xla_options.time_variants("dense", steps=2, rounds=1, batch_size=32)
     assert set(best) == {"xla defaults", "dae.xla options"} and min(best.values()) > 0
+
+
+def test_patch_sampling_benchmark_times_both_variants(capsys):
+    assert _cli.run(patches.main, ["--steps", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "step alone" in out and "of the step alone's steps per second" in out

@@ -47,6 +47,23 @@ def run_parser_error(main, argv, capsys):
     (["--baselines", "none,median"], ["--baselines", "unknown baseline 'none'"]),
     (["--baselines", "all,median"], ["--baselines", "unknown baseline 'all'"]),
     (["--baseline-examples", "0"], ["--baseline-examples", "positive", "got 0"]),
+    (["--dataset", "imagenet"], ["--dataset", "unknown dataset 'imagenet'", "skimage"]),
+    (["--dataset", "tfds:"], ["--dataset", "unknown dataset 'tfds:'"]),
+    (["--channels", "2"], ["--channels", "must be 1 or 3, got 2"]),
+    (["--loss", "huber"], ["--loss", "unknown loss 'huber'", "bce, mse, l1"]),
+    (["--lr-schedule", "step"], ["--lr-schedule", "unknown schedule 'step'", "warmup_cosine"]),
+    (["--lr-schedule", "warmup_cosine"], ["--warmup-epochs", "at least 1"]),
+    (["--warmup-epochs", "20", "--lr-schedule", "warmup_cosine"], ["--warmup-epochs", "less than"]),
+    (["--patch-size", "0"], ["--patch-size", "positive", "got 0"]),
+    (["--models", "conv", "--patch-size", "30"], ["--patch-size", "multiple of 4", "got 30"]),
+    (["--models", "dense", "--patch-size", "16"], ["--models", "'dense' takes whole images"]),
+    (["--models", "conv", "--patch-size", "16", "--patches-per-epoch", "8"],
+     ["--patches-per-epoch", "at least"]),
+    (["--noise", "gaussian:25/0"], ["--noise", "bad level"]),
+    (["--noise", "gaussian:25/x"], ["--noise", "bad level"]),
+    (["--dataset", "skimage", "--models", "dense"], ["--models", "'dense' takes whole images",
+                                                     "several sizes"]),
+    (["--dataset", "folder:/nonexistent/photos"], ["--dataset", "is not a directory"]),
 ])
 def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, tmp_path):
     code, err = run_cli(compare.main, argv + ["--workdir", str(tmp_path), "--data-dir", "/nonexistent"], capsys)

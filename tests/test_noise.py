@@ -137,3 +137,25 @@ def test_the_noise_spec_is_saved_with_the_config(tmp_path):
 def test_configs_saved_before_noise_specs_still_load(tmp_path):
     (tmp_path / "config.json").write_text('{"model": "conv", "noise_std": 0.4}')
     assert Config.load(tmp_path / "config.json").noise == "gaussian:0.4"
+
+
+def test_levels_may_be_fractions_in_the_fields_0_255_units():
+    assert noise.parse("gaussian:25/255") == noise.Noise("gaussian", 25 / 255, 25 / 255)
+    assert noise.parse("gaussian:15/255-50/255").high == 50 / 255
+    assert noise.parse("gaussian:25/255", clip=False).clip is False
+
+
+def test_unclipped_noise_for_photographs_leaves_values_outside_0_1():
+    clean = jnp.full((2, 64, 64, 1), 0.05)
+    clipped = noise.gaussian(jax.random.key(0), clean, 25 / 255)
+    unclipped = noise.gaussian(jax.random.key(0), clean, 25 / 255, clip=False)
+    assert float(clipped.min()) == 0.0 and float(unclipped.min()) < -0.2
+    delta = np.asarray(unclipped - clean)
+    assert abs(delta.std() - 25 / 255) < 2e-3  # the nominal sigma, not a clipped one
+    np.testing.assert_array_equal(clipped, jnp.clip(unclipped, 0, 1))  # same draw, then clipped
+
+
+def test_the_config_records_whether_noise_is_clipped():
+    assert Config().noise_model().clip is True
+    assert Config(noise="gaussian:25/255", clip_noise=False).noise_model() == noise.Noise(
+        "gaussian", 25 / 255, 25 / 255, clip=False)

@@ -4,6 +4,7 @@ import functools
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -146,3 +147,44 @@ def test_evaluation_does_not_depend_on_the_batch_split(mock_mnist, monkeypatch):
     split = evaluation.evaluate(state, validation)
     for key in whole:
         assert abs(whole[key] - split[key]) < 1e-6
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    ("constant", [1e-3, 1e-3, 1e-3, 1e-3]),
+    ("cosine", [1e-3, 0.5e-3, 0.0, 0.0]),  # steps 0, 5, 10 (the last), 11
+    ("warmup_cosine", [0.0, 1e-3, 0.0, 0.0]),  # 5 warmup steps, then cosine to 0 at step 10
+])
+def test_learning_rate_schedules_at_known_steps(schedule, expected):
+    config = Config(epochs=2, lr_schedule=schedule, warmup_epochs=1 if "warmup" in schedule else 0)
+    lr = train.learning_rate(config, steps_per_epoch=5)
+    values = [float(lr(step)) if callable(lr) else lr for step in (0, 5, 10, 11)]
+    np.testing.assert_allclose(values, expected, atol=1e-9)
+
+
+def test_the_step_uses_the_schedule(mock_mnist):
+    config = Config(model="dense", epochs=1, batch_size=32, lr_schedule="cosine")
+    state = train.create_train_state(jax.random.key(0), config, steps_per_epoch=1)
+    step = train.make_train_step(config)
+    batch = mock_mnist.train.pixels_u8[:32]
+    state, _ = step(state, batch, jax.random.key(1))  # the only step at a nonzero rate
+    params = jax.tree.map(np.asarray, state.params)  # a copy: the step donates the state
+    state, _ = step(state, batch, jax.random.key(1))  # rate 0 from here on
+    jax.tree.map(np.testing.assert_array_equal, state.params, params)
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1"])
+def test_pixel_losses_train_a_residual_model_whose_outputs_are_pixels(loss, mock_mnist):
+    config = Config(model="dncnn", batch_size=32, loss=loss, noise="gaussian:25/255",
+                    clip_noise=False)
+    state = train.create_train_state(jax.random.key(0), config)
+    assert state.loss == loss
+    # A residual model with a zero network returns its input as pixels (not logits).
+    zero = jax.tree.map(jnp.zeros_like, evaluation.model_variables(state))
+    x = jax.random.uniform(jax.random.key(2), (2, 16, 16, 1))
+    np.testing.assert_allclose(state.apply_fn(zero, x), x, atol=1e-7)
+    step = train.make_train_step(config)
+    losses = []
+    for _ in range(8):
+        state, m = step(state, mock_mnist.train.pixels_u8[:32], jax.random.key(1))
+        losses.append(float(m["loss"]))
+    assert losses[-1] < losses[0]

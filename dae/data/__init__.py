@@ -95,7 +95,8 @@ class TrainBatches:
                 log(f"skipping {skipped} of {len(self.split)} training images smaller than the "
                     f"{config.patch_size}x{config.patch_size} crops")
             self._sample = patches.sampler(self.split, config.batch_size, config.patch_size)
-            self.steps_per_epoch = config.patches_per_epoch // config.batch_size
+            crops = config.patches_per_epoch or len(self.split)
+            self.steps_per_epoch = max(1, crops // config.batch_size)
             self._key = rng.stream(config.seed, rng.PATCHES)
         else:
             config.check_batch_fits(len(self.split))

@@ -27,12 +27,12 @@ def _sample(pixels_u8, tables, key, *, batch_size: int, patch_size: int, channel
     H_B, W_B = heights_N[which_B], widths_N[which_B]
     y_B = jnp.floor(jax.random.uniform(y_key, (batch_size,)) * (H_B - P + 1)).astype(jnp.int32)
     x_B = jnp.floor(jax.random.uniform(x_key, (batch_size,)) * (W_B - P + 1)).astype(jnp.int32)
-    rows_BP = y_B[:, None] + jnp.arange(P)
-    cols_BP = x_B[:, None] + jnp.arange(P)
+    rows_BP = y_B[:, None] + jnp.arange(P)[None, :]
+    cols_BP = x_B[:, None] + jnp.arange(P)[None, :]
     index_BPPC = (offsets_N[which_B][:, None, None, None]
                   + (rows_BP[:, :, None, None] * W_B[:, None, None, None]
                      + cols_BP[:, None, :, None]) * C
-                  + jnp.arange(C))
+                  + jnp.arange(C)[None, None, None, :])
     patches = pixels_u8.reshape(-1)[index_BPPC]
     # One of the 8 flips and 90-degree rotations of each crop: a transpose, then two flips.
     transpose_B, flip_rows_B, flip_cols_B = jax.random.bernoulli(flip_key, 0.5, (3, batch_size))

@@ -1,0 +1,208 @@
+"""Datasets: TFDS (RGB, variable sizes), folders of photographs, skimage, crops, padding, errors."""
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+import jax
+import jax.numpy as jnp
+
+from dae import data, evaluation, models, train
+from dae.config import Config
+from dae.data import images, patches, skimage
+from dae.errors import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def cifar():
+    """tfds.testing.mock_data's stand-in for CIFAR-10: random RGB 32x32 images."""
+    with tfds.testing.mock_data(num_examples=48):
+        return data.load("tfds:cifar10", data_dir="/nonexistent")
+
+
+def test_a_tfds_rgb_dataset_loads_as_uint8_rgb_on_the_device(cifar):
+    assert cifar.train.pixels_u8.shape == (48, 32, 32, 3) and cifar.train.pixels_u8.dtype == np.uint8
+    assert (cifar.channels, cifar.image_size, len(cifar.test)) == (3, (32, 32), 48)
+
+
+def test_tfds_rgb_made_grey_is_the_601_luma():
+    with tfds.testing.mock_data(num_examples=8):
+        rgb = data.load("tfds:cifar10", data_dir="/nonexistent")
+        grey = data.load("tfds:cifar10", data_dir="/nonexistent", channels=1)
+    luma = np.asarray(rgb.train.pixels_u8, np.float64) @ [0.299, 0.587, 0.114]
+    np.testing.assert_array_equal(grey.train.pixels_u8[..., 0], np.round(luma).astype(np.uint8))
+
+
+def test_a_tfds_dataset_of_several_sizes_is_packed_and_its_images_come_back():
+    with tfds.testing.mock_data(num_examples=6):
+        flowers = data.load("tfds:oxford_flowers102", data_dir="/nonexistent")
+    train_split = flowers.train
+    assert not train_split.fixed_size and flowers.image_size is None
+    assert train_split.pixels_u8.ndim == 1
+    assert train_split.pixels_u8.size == int(train_split.sizes_N2.prod(axis=1).sum()) * 3
+    for i, (H, W) in enumerate(train_split.sizes_N2):
+        assert train_split.image(i).shape == (H, W, 3)
+    last = train_split.take(len(train_split) - 1)
+    assert len(last) == len(train_split) - 1
+    np.testing.assert_array_equal(last.image(len(last) - 1), train_split.image(len(last) - 1))
+
+
+def test_every_dataset_spec_is_parsed_or_refused():
+    assert data.parse("mnist") == ("mnist", "")
+    assert data.parse("tfds:cifar10") == ("tfds", "cifar10")
+    assert data.parse("folder:a,b") == ("folder", "a,b")
+    for bad in ("imagenet", "tfds:", "folder", "skimage:x", "mnist:2"):
+        with pytest.raises(ConfigError, match=f"--dataset: unknown dataset '{bad}'"):
+            data.parse(bad)
+
+
+def write_photos(directory, rng=np.random.default_rng(0)):
+    """Mixed photographs: grey, RGB, RGBA, 16-bit grey and a JPEG, of several sizes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pixels = {
+        "grey.png": rng.integers(0, 256, (40, 50), np.uint8),
+        "rgb.png": rng.integers(0, 256, (64, 48, 3), np.uint8),
+        "rgba.png": rng.integers(0, 256, (33, 70, 4), np.uint8),
+        "wide.png": rng.integers(0, 65536, (50, 50), np.uint16),
+        "photo.jpg": rng.integers(0, 256, (45, 45, 3), np.uint8),
+        "big.bmp": rng.integers(0, 256, (80, 72, 3), np.uint8),
+        "scan.tif": rng.integers(0, 256, (36, 36), np.uint8),
+    }
+    for name, p in pixels.items():
+        Image.fromarray(p).save(directory / name)
+    return pixels
+
+
+def test_a_folder_of_mixed_photographs_splits_the_same_way_every_time(tmp_path):
+    pixels = write_photos(tmp_path / "photos")
+    (tmp_path / "photos" / "notes.txt").write_text("not an image")  # not an image extension
+    (tmp_path / "photos" / "broken.png").write_text("not a png")
+    warnings = []
+    first = data.load(f"folder:{tmp_path / 'photos'}", warn=warnings.append)
+    again = data.load(f"folder:{tmp_path / 'photos'}", warn=lambda _: None)
+    assert warnings == [f"warning: skipped {tmp_path / 'photos' / 'broken.png'}: not an image file "
+                        f"Pillow can read"]
+    assert first.channels == 3  # some are in colour
+    assert len(first.train) == 6 and len(first.test) == 1  # a tenth, at least one
+    assert first.train.names == again.train.names and first.test.names == again.test.names
+    assert sorted(first.train.names + first.test.names) == sorted(pixels)
+    split = {**{n: (first.train, i) for i, n in enumerate(first.train.names)},
+             **{n: (first.test, i) for i, n in enumerate(first.test.names)}}
+    image = lambda name: np.asarray(split[name][0].image(split[name][1]))
+    np.testing.assert_array_equal(image("grey.png"), np.repeat(pixels["grey.png"][..., None], 3, -1))
+    np.testing.assert_array_equal(image("rgb.png"), pixels["rgb.png"])
+    np.testing.assert_array_equal(image("rgba.png"), pixels["rgba.png"][..., :3])  # alpha dropped
+    np.testing.assert_array_equal(image("wide.png")[..., 0],
+                                  np.round(pixels["wide.png"] / 257).astype(np.uint8))
+    assert image("photo.jpg").shape == (45, 45, 3)
+    grey = data.load(f"folder:{tmp_path / 'photos'}", channels=1, warn=lambda _: None)
+    assert grey.channels == 1 and grey.train.image(0).shape[-1] == 1
+
+
+def test_a_folder_pair_is_taken_as_train_and_validation(tmp_path):
+    write_photos(tmp_path / "train")
+    write_photos(tmp_path / "val", np.random.default_rng(1))
+    pair = data.load(f"folder:{tmp_path / 'train'},{tmp_path / 'val'}")
+    assert len(pair.train) == 7 and len(pair.test) == 7
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: None, "is not a directory"),
+    (lambda d: d.mkdir(), "no image files"),
+    (lambda d: (d.mkdir(), (d / "a.png").write_text("x"), (d / "b.png").write_text("x")),
+     "needs at least 2 readable images"),
+])
+def test_bad_folders_are_one_line_errors(tmp_path, setup, message):
+    setup(tmp_path / "photos")
+    with pytest.raises(DataError, match=message):
+        data.load(f"folder:{tmp_path / 'photos'}", warn=lambda _: None)
+
+
+def test_the_skimage_benchmark_has_a_fixed_split_with_the_cameraman_in_test():
+    train_split, test = skimage.load()
+    assert "camera" in test.names and not set(train_split.names) & set(test.names)
+    assert train_split.channels == test.channels == 1
+    i = test.names.index("camera")
+    assert test.image(i).shape == (512, 512, 1)
+    rgb_train, _ = skimage.load(channels=3)
+    assert rgb_train.channels == 3 and len(rgb_train) == len(train_split) == len(skimage.TRAIN)
+
+
+def small_split():
+    rng = np.random.default_rng(0)
+    return images.Split.from_images([rng.integers(0, 256, s + (1,), np.uint8)
+                                     for s in [(9, 12), (16, 16), (5, 30), (12, 9)]],
+                                    ["a", "b", "c", "d"])
+
+
+def dihedral(image_HWC):
+    """The 8 flips and rotations of an image."""
+    out = []
+    for k in range(4):
+        rotated = np.rot90(image_HWC, k)
+        out += [rotated, rotated[:, ::-1]]
+    return out
+
+
+def test_crops_are_flipped_or_rotated_windows_of_large_enough_images_and_deterministic():
+    split = small_split()
+    sample = patches.sampler(split, batch_size=64, patch_size=8)
+    batch = np.asarray(sample(jax.random.key(0)))
+    assert batch.shape == (64, 8, 8, 1) and batch.dtype == np.uint8
+    np.testing.assert_array_equal(batch, sample(jax.random.key(0)))  # the key decides
+    assert not np.array_equal(batch, sample(jax.random.key(1)))
+    windows = [np.asarray(split.image(i))[y : y + 8, x : x + 8]
+               for i in (0, 1, 3)  # image 2 (5x30) is smaller than the crop: never sampled
+               for y in range(split.sizes_N2[i, 0] - 7) for x in range(split.sizes_N2[i, 1] - 7)]
+    candidates = {t.tobytes() for w in windows for t in dihedral(w)}
+    assert all(crop.tobytes() in candidates for crop in batch)
+    # Every transform shows up: the crops are not all upright.
+    upright = {w.tobytes() for w in windows}
+    assert 0 < sum(crop.tobytes() in upright for crop in batch) < 64
+
+
+def test_a_crop_larger_than_every_image_is_an_error():
+    with pytest.raises(DataError, match="--patch-size: every training image is smaller than 40x40"):
+        patches.sampler(small_split(), batch_size=4, patch_size=40)
+
+
+def test_training_batches_skip_small_images_and_say_so():
+    config = Config(model="unet", dataset="folder:x", image_size=None, patch_size=8,
+                    patches_per_epoch=32, batch_size=8, loss="mse", clip_noise=False)
+    said = []
+    batches = data.TrainBatches(small_split(), config, log=said.append)
+    assert said == ["skipping 1 of 4 training images smaller than the 8x8 crops"]
+    first = [np.asarray(b) for b in batches.epoch(1)]
+    assert len(first) == batches.steps_per_epoch == 4 and first[0].shape == (8, 8, 8, 1)
+    np.testing.assert_array_equal(first, [np.asarray(b) for b in batches.epoch(1)])
+    assert not np.array_equal(first, [np.asarray(b) for b in batches.epoch(2)])
+
+
+FULLY_CONVOLUTIONAL = [n for n in models.REGISTRY if models.input_multiple(n) is not None]
+
+
+@pytest.mark.parametrize("name", FULLY_CONVOLUTIONAL)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_fully_convolutional_models_denoise_odd_sizes_by_padding_and_cropping(name, channels):
+    config = Config(model=name, channels=channels, image_size=None, patch_size=16,
+                    patches_per_epoch=16, batch_size=4, loss="mse", dataset="skimage")
+    state = train.create_train_state(jax.random.key(0), config)
+    noisy = jax.random.uniform(jax.random.key(1), (1, 37, 53, channels))
+    denoised = evaluation.denoise(state, noisy)
+    assert denoised.shape == noisy.shape
+    multiple = models.input_multiple(name)
+    padded = jnp.pad(noisy, ((0, 0), (0, -37 % multiple), (0, -53 % multiple), (0, 0)),
+                     mode="reflect")
+    expected = jnp.clip(state.apply_fn(evaluation.model_variables(state), padded), 0, 1)[:, :37, :53]
+    np.testing.assert_allclose(denoised, expected, atol=1e-5)
+
+
+def test_a_tfds_dataset_that_is_not_prepared_says_where_it_looked_and_how_to_prepare_it(tmp_path):
+    with pytest.raises(DataError) as error:
+        data.load("tfds:cifar10", data_dir=str(tmp_path))
+    message = str(error.value)
+    assert f"tfds:cifar10 is not prepared in {tmp_path}" in message
+    assert "tfds build cifar10 --data_dir DIR" in message and "--download" in message
+    with pytest.raises(DataError, match="no TFDS dataset named 'no_such_set'"):
+        data.load("tfds:no_such_set", data_dir=str(tmp_path))
