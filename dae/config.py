@@ -36,6 +36,9 @@ class Config:
     clip_noise: bool = True  # clip noisy images to [0, 1] (the paper's T(x)); not for photographs
     lr_schedule: str = "constant"  # constant, cosine (to 0 at the last step), warmup_cosine
     warmup_epochs: int = 0  # warmup_cosine: epochs of linear warmup from 0
+    # Denoise (validation, evaluate, sweep, denoise) with the mean over the 8 flips and rotations
+    # of the input; training is unchanged. The paper's models do not.
+    self_ensemble: bool = False
 
     def __post_init__(self):
         if isinstance(self.image_size, list):  # from JSON

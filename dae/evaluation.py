@@ -64,15 +64,33 @@ def model_variables(state) -> dict:
     return {"params": state.params, "batch_stats": state.batch_stats}
 
 
-def _outputs(apply_fn: Callable, multiple: Optional[int], variables, noisy_BHWC):
+def _forward(apply_fn: Callable, multiple: Optional[int], variables, noisy_BHWC):
     """The model's outputs at the input's size: padded to `multiple` by reflection, cropped back."""
     H, W = noisy_BHWC.shape[1:3]
     return apply_fn(variables, patches.pad_to_multiple(noisy_BHWC, multiple or 1))[:, :H, :W]
 
 
-@functools.partial(xla.jit, static_argnums=(0, 1, 2))
-def _eval_batch(apply_fn: Callable, loss: str, multiple: Optional[int], variables, noisy, clean):
-    outputs = _outputs(apply_fn, multiple, variables, noisy)
+def _outputs(apply_fn: Callable, multiple: Optional[int], ensemble: bool, variables, noisy_BHWC):
+    """_forward, or with `ensemble` the mean of its outputs over the 8 flips and 90-degree
+    rotations of the input, each turned back (geometric self-ensemble: Timofte et al. 2016,
+    Lim et al. 2017's EDSR+): 8x the compute, about 0.1-0.2 dB for a denoiser."""
+    if not ensemble:
+        return _forward(apply_fn, multiple, variables, noisy_BHWC)
+    total = 0.0
+    for turns in range(4):
+        for flip in (False, True):
+            x = jnp.rot90(noisy_BHWC, turns, axes=(1, 2))
+            x = x[:, :, ::-1] if flip else x
+            y = _forward(apply_fn, multiple, variables, x)
+            y = y[:, :, ::-1] if flip else y
+            total = total + jnp.rot90(y, -turns, axes=(1, 2))
+    return total / 8.0
+
+
+@functools.partial(xla.jit, static_argnums=(0, 1, 2, 3))
+def _eval_batch(apply_fn: Callable, loss: str, multiple: Optional[int], ensemble: bool, variables,
+                noisy, clean):
+    outputs = _outputs(apply_fn, multiple, ensemble, variables, noisy)
     denoised = metrics.outputs_to_images(outputs, loss)
     return {loss: metrics.LOSSES[loss](outputs, clean), "mse": metrics.mse(denoised, clean),
             "psnr": metrics.psnr(denoised, clean), "ssim": metrics.ssim(denoised, clean)}
@@ -86,8 +104,9 @@ def _batches(validation: Validation):
 
 def per_image(state, validation: Validation) -> dict[str, np.ndarray]:
     """Each validation image's loss, MSE, PSNR and SSIM (float64 on the host)."""
-    scores = [_eval_batch(state.apply_fn, state.loss, state.input_multiple, model_variables(state),
-                          noisy, clean) for clean, noisy in _batches(validation)]
+    scores = [_eval_batch(state.apply_fn, state.loss, state.input_multiple, state.self_ensemble,
+                          model_variables(state), noisy, clean)
+              for clean, noisy in _batches(validation)]
     return {name: np.concatenate([np.asarray(s[name], np.float64) for s in scores])
             for name in scores[0]}
 
@@ -99,17 +118,18 @@ def evaluate(state, validation: Validation) -> dict[str, float]:
             for name, values in per_image(state, validation).items()}
 
 
-@functools.partial(xla.jit, static_argnums=(0, 1, 2))
-def _denoise(apply_fn: Callable, loss: str, multiple: Optional[int], variables, noisy):
-    return metrics.outputs_to_images(_outputs(apply_fn, multiple, variables, noisy), loss)
+@functools.partial(xla.jit, static_argnums=(0, 1, 2, 3))
+def _denoise(apply_fn: Callable, loss: str, multiple: Optional[int], ensemble: bool, variables,
+             noisy):
+    return metrics.outputs_to_images(_outputs(apply_fn, multiple, ensemble, variables, noisy), loss)
 
 
 def denoise(state, noisy_BHWC: jax.Array) -> jax.Array:
     """The model's denoised images in [0, 1] (inference mode: batch norm's running statistics).
 
     Compiles once per input shape."""
-    return _denoise(state.apply_fn, state.loss, state.input_multiple, model_variables(state),
-                    noisy_BHWC)
+    return _denoise(state.apply_fn, state.loss, state.input_multiple, state.self_ensemble,
+                    model_variables(state), noisy_BHWC)
 
 
 @xla.jit

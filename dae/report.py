@@ -186,7 +186,7 @@ def centre_crop(image_HWC: np.ndarray, size: int = CROP) -> np.ndarray:
 
 def method_rows(states: dict, validation: evaluation.Validation, baseline_names: Sequence[str],
                 sigma: Optional[float] = None, baseline_outputs: Optional[dict] = None,
-                count: int = NUM_SAMPLES) -> list[tuple[str, list]]:
+                count: int = NUM_SAMPLES, photos: bool = False) -> list[tuple[str, list]]:
     """(label, images) rows for the first `count` validation images: clean, noisy, each model's
     output, each baseline's (but `noisy`), whole images (the figures crop photographs)."""
     shown = validation.take(count)
@@ -199,7 +199,7 @@ def method_rows(states: dict, validation: evaluation.Validation, baseline_names:
         if name != "noisy":
             outputs = baseline_outputs.get(name)
             if outputs is None or len(outputs) < len(shown):
-                outputs = baselines.denoise(name, shown.images("noisy"), sigma)
+                outputs = baselines.denoise(name, shown.images("noisy"), sigma, photos)
             rows.append((name, list(outputs[: len(shown)])))
     return rows
 
@@ -213,7 +213,8 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict,
     baseline's output for the same images; centre crops of photographs) and the loss curves."""
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
-    rows = method_rows(states, validation, baseline_names, sigma, baseline_outputs)
+    rows = method_rows(states, validation, baseline_names, sigma, baseline_outputs,
+                       photos=natural)
     if natural:
         rows = [(label, [centre_crop(im) for im in images]) for label, images in rows]
     titles = validation.names[: len(rows[0][1])]
@@ -240,11 +241,10 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict,
 def write(workdir: Path, config: dict, results: dict[str, dict], states: dict,
           validation: evaluation.Validation, subset: Optional[dict] = None,
           baseline_names: Sequence[str] = (), sigma: Optional[float] = None,
-          baseline_outputs: Optional[dict] = None) -> None:
+          baseline_outputs: Optional[dict] = None, photos: bool = False) -> None:
     """Everything a comparison leaves in its workdir besides the checkpoints."""
     workdir = Path(workdir)
     write_json(workdir / "results.json", config, results, subset)
     (workdir / "results.md").write_text(results_markdown(config, results, subset))
     write_figures(workdir / "figures", results, states, validation, baseline_names, sigma,
-                  baseline_outputs, config.get("loss", "bce"),
-                  data.is_natural(config.get("dataset", data.MNIST)))
+                  baseline_outputs, config.get("loss", "bce"), photos)

@@ -80,7 +80,7 @@ def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
             rows[name].append({"sigma": level, **evaluation.evaluate(state, validation)})
             subset_rows[name].append({"sigma": level, **baselines.evaluate_model(state, subset)})
         for name, row in baselines.evaluate_baselines(
-                subset, baseline_names, baselines.true_sigma(noise_model)).items():
+                subset, baseline_names, baselines.true_sigma(noise_model), natural).items():
             subset_rows[name].append({"sigma": level, **row})
         log(f"sigma {level_name(level, natural)}: "
             + ", ".join(f"{n} {r[-1]['val_psnr']:.2f} dB" for n, r in rows.items()))

@@ -18,12 +18,14 @@ from dae.config import Config
 
 class TrainState(train_state.TrainState):
     """Flax's TrainState, plus batch-norm statistics (an empty dict for models without them) and
-    how to read the model's outputs: its loss (logits with bce, pixels otherwise) and the
-    multiple its input height and width must be (None: the one size it was built for)."""
+    how to run and read the model: its loss (logits with bce, pixels otherwise), the multiple its
+    input height and width must be (None: the one size it was built for), and whether it
+    denoises as a geometric self-ensemble (dae.evaluation)."""
 
     batch_stats: Any = None
     loss: str = struct.field(pytree_node=False, default="bce")
     input_multiple: Optional[int] = struct.field(pytree_node=False, default=None)
+    self_ensemble: bool = struct.field(pytree_node=False, default=False)
 
 
 def learning_rate(config: Config, steps_per_epoch: int):
@@ -50,6 +52,7 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
         tx=optax.adam(learning_rate(config, steps_per_epoch)),
         batch_stats=variables.get("batch_stats", {}), loss=config.loss,
         input_multiple=getattr(model, "input_multiple", None),
+        self_ensemble=config.self_ensemble,
     )
     # An int32 array rather than create()'s Python 0, which would compile train_step twice.
     return state.replace(step=jnp.zeros((), jnp.int32))

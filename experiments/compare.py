@@ -46,6 +46,12 @@ def parse_args(argv=None):
                    help="train on random PxP crops (with flips and rotations) instead of whole images")
     p.add_argument("--patches-per-epoch", type=int, default=None,
                    help="with --patch-size: how many crops make an epoch")
+    ensemble = p.add_mutually_exclusive_group()
+    ensemble.add_argument("--self-ensemble", dest="self_ensemble", action="store_true", default=None,
+                          help="denoise with the mean over the 8 flips and rotations of the input "
+                               "(8x the inference; default on photographs)")
+    ensemble.add_argument("--no-self-ensemble", dest="self_ensemble", action="store_false",
+                          help="one forward pass (default on MNIST, as the paper)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--train-examples", type=int, default=None,
                    help="train on the first N training examples only")
@@ -68,7 +74,7 @@ def parse_args(argv=None):
 # Options that are Config fields; left out (None), they take the dataset's defaults.
 CONFIG_OPTIONS = ("epochs", "noise", "clip_noise", "loss", "batch_size", "learning_rate",
                   "lr_schedule", "warmup_epochs", "patch_size", "patches_per_epoch", "seed",
-                  "train_examples", "channels")
+                  "train_examples", "channels", "self_ensemble")
 
 
 def main(argv=None) -> None:

@@ -50,7 +50,7 @@ def test_every_denoiser_beats_the_noisy_input_on_real_digits(real_pairs):
 
 
 def test_outputs_are_clipped_and_only_the_given_images_count(real_pairs, monkeypatch):
-    monkeypatch.setitem(baselines.REGISTRY, "overshoot", lambda noisy_HWC, sigma: noisy_HWC + 5.0)
+    monkeypatch.setitem(baselines.REGISTRY, "overshoot", lambda noisy_HWC, sigma, photos: noisy_HWC + 5.0)
     first_two = real_pairs.take(2)
     rows = baselines.evaluate_baselines(first_two, ["overshoot", "noisy"])
     all_white = evaluation.Validation(first_two.clean, (np.ones_like(first_two.clean[0]),))
@@ -121,7 +121,7 @@ def test_the_methods_figure_shows_every_model_and_baseline_on_the_same_digits(re
     assert all(np.shape(images) == (3, 28, 28, 1) for _, images in rows)
     np.testing.assert_array_equal(rows[1][1], noisy)
     np.testing.assert_allclose(rows[2][1], evaluation.denoise(state, noisy))
-    np.testing.assert_allclose(rows[3][1], [baselines.median_3x3(im) for im in noisy], atol=1e-7)
+    np.testing.assert_allclose(rows[3][1], [baselines.median(im) for im in noisy], atol=1e-7)
 
 
 def test_metrics_agree_with_scikit_image_on_real_denoised_digits(real_pairs):
@@ -130,7 +130,7 @@ def test_metrics_agree_with_scikit_image_on_real_denoised_digits(real_pairs):
     from dae import metrics
 
     clean, noisy = (np.asarray(a[0], np.float64)[..., 0] for a in real_pairs[:2])
-    denoised = np.stack([baselines.median_3x3(image[..., None])[..., 0] for image in noisy])
+    denoised = np.stack([baselines.median(image[..., None])[..., 0] for image in noisy])
     for images in (noisy, denoised):
         ours_psnr = metrics.psnr(images[..., None].astype(np.float32), real_pairs.clean[0])
         ours_ssim = metrics.ssim(images[..., None].astype(np.float32), real_pairs.clean[0])
@@ -139,3 +139,16 @@ def test_metrics_agree_with_scikit_image_on_real_denoised_digits(real_pairs):
         np.testing.assert_allclose(ours_ssim, [structural_similarity(
             x, c, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
             for c, x in zip(clean, images)], atol=1e-3)
+
+
+def test_photographs_get_their_own_settings_and_colour_images_keep_their_channels():
+    rng = np.random.default_rng(0)
+    clean = np.clip(rng.uniform(0.2, 0.8, (1, 1, 3)) + np.zeros((48, 40, 3)), 0, 1)
+    noisy = clean + 25 / 255 * rng.standard_normal(clean.shape)
+    for name in baselines.REGISTRY:
+        out = baselines.REGISTRY[name](noisy, 25 / 255, True)
+        assert out.shape == noisy.shape, name
+        if name != "noisy":  # a flat colour image: every denoiser gets much closer to it
+            assert np.mean((out - clean) ** 2) < 0.5 * np.mean((noisy - clean) ** 2), name
+    grey = noisy[..., :1]
+    assert not np.array_equal(baselines.median(grey, photos=True), baselines.median(grey))

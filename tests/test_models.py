@@ -128,3 +128,24 @@ def test_the_wide_unet_is_the_unet_at_twice_the_width():
     narrow, wide = (jax.tree.map(jnp.shape, init_params(name)) for name in ("unet", "unet_wide"))
     assert jax.tree.structure(narrow) == jax.tree.structure(wide)
     assert wide["Conv_6"]["kernel"] == (3, 3, 64, 32) and wide["Conv_8"]["kernel"] == (3, 3, 32, 16)
+
+
+def test_the_self_ensemble_averages_the_outputs_over_the_8_flips_and_rotations():
+    from dae import evaluation
+
+    model = models.get("unet", logits=False)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))
+    x = jax.random.uniform(jax.random.key(1), (2, 20, 28, 1))  # not square: transposes change shape
+    single = lambda z: evaluation._forward(model.apply, 4, variables, z)
+    expected = np.zeros(x.shape)
+    for turns in range(4):
+        for flip in (False, True):
+            z = jnp.rot90(x, turns, axes=(1, 2))
+            z = z[:, :, ::-1] if flip else z
+            y = np.asarray(single(z))
+            y = y[:, :, ::-1] if flip else y
+            expected += np.rot90(y, -turns, axes=(1, 2)) / 8
+    ensembled = evaluation._outputs(model.apply, 4, True, variables, x)
+    np.testing.assert_allclose(ensembled, expected, atol=1e-5)
+    assert not np.allclose(ensembled, single(x), atol=1e-3)  # it is not one pass
+    np.testing.assert_array_equal(evaluation._outputs(model.apply, 4, False, variables, x), single(x))

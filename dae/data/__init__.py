@@ -7,11 +7,12 @@ Split; crops and padding (dae.data.patches) do not care where the images came fr
 """
 
 import dataclasses
+from pathlib import Path
 from typing import Callable, Optional
 
 import jax
-import numpy as np
 
+from dae import rng
 from dae.data import folder, patches, skimage, tfds
 from dae.data.images import Split, to_float
 from dae.data.tfds import DEFAULT_TFDS_DIR, resolve_data_dir
@@ -23,6 +24,8 @@ MNIST = "mnist"
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
+    """A dataset's train and test splits, and the spec it was loaded from."""
+
     spec: str
     train: Split
     test: Split
@@ -85,8 +88,6 @@ class TrainBatches:
     epoch (the last partial batch dropped), or, with config.patch_size, random crops."""
 
     def __init__(self, split: Split, config, log: Callable[[str], None] = print):
-        from dae import rng  # the run's random streams
-
         self.split = split.take(config.train_examples)
         self.batch_size = config.batch_size
         if config.patch_size:
@@ -121,6 +122,4 @@ def canonical(spec: str) -> str:
     kind, arg = parse(spec)
     if kind != "folder":
         return spec
-    from pathlib import Path
-
     return "folder:" + ",".join(str(Path(d).expanduser().resolve()) for d in arg.split(","))
