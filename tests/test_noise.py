@@ -135,5 +135,8 @@ def test_the_noise_spec_is_saved_with_the_config(tmp_path):
 
 
 def test_configs_saved_before_noise_specs_still_load(tmp_path):
-    (tmp_path / "config.json").write_text('{"model": "conv", "noise_std": 0.4}')
-    assert Config.load(tmp_path / "config.json").noise == "gaussian:0.4"
+    # Such a config as it was saved: every field of the time, noise_std for noise.
+    (tmp_path / "config.json").write_text(
+        '{"model": "conv", "epochs": 20, "batch_size": 128, "learning_rate": 0.001, '
+        '"noise_std": 0.3, "seed": 0, "train_examples": null}')
+    assert Config.load(tmp_path / "config.json").noise == "gaussian:0.3"
