@@ -24,6 +24,10 @@ class ImageError(DaeError):
     """One input file cannot be denoised: unreadable, not an image, or a size the model refuses."""
 
 
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint that cannot be read back: a file of it is missing, truncated or corrupt."""
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM arrived: the run stops between steps, never in the middle of a save."""
 

@@ -159,10 +159,11 @@ def fit(config: Config, workdir: Path, mnist: data.Mnist, log: Callable[[str], N
     state = create_train_state(stream(config.seed, _INIT), config)
     history: list[dict] = []
     with checkpoints.open_manager(model_dir) as manager:
-        # A run that already went past config.epochs is read back at config.epochs.
-        last_epoch = min(manager.latest_step() or 0, config.epochs)
+        # A run that already went past config.epochs is read back at config.epochs; damaged
+        # checkpoints are passed over (one warning line) and trained again.
+        last_epoch, state, history = checkpoints.restore_latest(
+            manager, state, config.model, up_to=config.epochs, replace_damaged=True, warn=log)
         if last_epoch:
-            state, history = checkpoints.restore(manager, last_epoch, state)
             done = "already trained: restored" if last_epoch == config.epochs else "resuming from"
             log(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
         step_fn = make_train_step(config)
