@@ -28,6 +28,10 @@ class DamagedCheckpointError(CheckpointError):
     """A checkpoint that cannot be read back: a file of it is missing, truncated or corrupt."""
 
 
+class DivergenceError(DaeError):
+    """Training produced a loss or parameter that is not finite (NaN or infinity)."""
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM arrived: the run stops between steps, never in the middle of a save."""
 

@@ -13,6 +13,7 @@ from flax.training import train_state
 
 from dae import checkpoints, data, metrics, models, noise, xla
 from dae.config import Config
+from dae.errors import DivergenceError
 
 EVAL_BATCH_SIZE = 1000
 
@@ -126,6 +127,39 @@ def noisy_ssim(clean: jax.Array, noisy: jax.Array) -> float:
     return float(np.mean(np.asarray(metrics.ssim(noisy, clean), np.float64)))
 
 
+@xla.jit
+def _track_loss(loss_sum: jax.Array, first_bad_step: jax.Array, loss: jax.Array, step: jax.Array):
+    """loss_sum + loss, and the first step whose loss is not finite (0: none yet), on the device.
+
+    One dispatch a step, as the plain sum was: the divergence check costs no read-back per step.
+    """
+    bad = (first_bad_step == 0) & ~jnp.isfinite(loss)
+    return loss_sum + loss, jnp.where(bad, step, first_bad_step)
+
+
+@xla.jit
+def _all_finite(tree) -> jax.Array:
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves]))
+
+
+def _stop_if_diverged(config: Config, epoch: int, first_bad_step: int, state: TrainState,
+                      model_dir: Path) -> None:
+    """DivergenceError, before anything of the epoch is saved, if a loss of the epoch or the
+    state after it is not finite (NaN or infinity)."""
+    if not first_bad_step and bool(_all_finite((state.params, state.opt_state, state.batch_stats))):
+        return
+    step, what = ((first_bad_step, "the loss is") if first_bad_step
+                  else (int(state.step), "the parameters are"))
+    last = (f"epoch {epoch - 1} in {model_dir / 'checkpoints'}" if epoch > 1
+            else "none, it diverged in its first epoch")
+    raise DivergenceError(
+        f"[{config.model}] diverged in epoch {epoch} at step {step} ({what} not finite); "
+        f"nothing of epoch {epoch} was saved; last good checkpoint: {last} (a lower "
+        f"--learning-rate may help)"
+    )
+
+
 def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
 
@@ -174,13 +208,16 @@ def fit(config: Config, workdir: Path, mnist: data.Mnist, log: Callable[[str], N
             batches = data.epoch_batches(jax.random.fold_in(shuffle_rng, epoch), num_train,
                                          config.batch_size)
             loss_sum = jnp.zeros((), jnp.float32)
+            first_bad_step = jnp.zeros((), jnp.int32)  # of a loss that is not finite; 0: none
             with _progress(batches.shape[0], f"{config.model} epoch {epoch}/{config.epochs}") as bar:
                 for i in range(batches.shape[0]):
                     state, step_metrics = step_fn(state, train_u8[batches[i]], noise_rng)
-                    loss_sum = loss_sum + step_metrics["loss"]
+                    loss_sum, first_bad_step = _track_loss(loss_sum, first_bad_step,
+                                                           step_metrics["loss"], state.step)
                     bar.update()
                     if bar.n % 50 == 0 and not bar.disable:  # Read back only for the display.
                         bar.set_postfix(loss=f"{float(loss_sum) / (i + 1):.4f}")
+            _stop_if_diverged(config, epoch, int(first_bad_step), state, model_dir)
             record = {"epoch": epoch, "train_bce": float(loss_sum) / batches.shape[0]}
             record.update(evaluate(state, clean_val, noisy_val))
             record["seconds"] = time.perf_counter() - start
