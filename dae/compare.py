@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from dae import baselines, data, report, train
+from dae import lock
 from dae.config import Config
 
 
@@ -40,20 +41,22 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
                    else baseline_examples)
     baselines.check_examples(subset_size, num_validation)  # Before training, not after.
     results, states = {}, {}
-    for config in configs:
-        log(f"[{config.model}] training in {workdir / config.model}")
-        results[config.model], states[config.model] = train.fit(
-            config, workdir, mnist, log=log, validation=validation)
-    rows = {name: baselines.evaluate_model(state, *validation, subset_size)
-            for name, state in states.items()}
-    for name in baseline_names:
-        log(f"[{name}] baseline on the first {subset_size} validation images")
-        rows.update(baselines.evaluate_baselines(*validation, [name], subset_size))
-    subset = {"examples": subset_size, "rows": rows}
-    shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
-    shared["models"] = [c.model for c in configs]
-    report.write(workdir, shared, results, states, *validation, subset=subset,
-                 baseline_names=baseline_names)
+    # One run per workdir: two would write over each other's checkpoints and results.
+    with lock.exclusive(workdir):
+        for config in configs:
+            log(f"[{config.model}] training in {workdir / config.model}")
+            results[config.model], states[config.model] = train.fit(
+                config, workdir, mnist, log=log, validation=validation)
+        rows = {name: baselines.evaluate_model(state, *validation, subset_size)
+                for name, state in states.items()}
+        for name in baseline_names:
+            log(f"[{name}] baseline on the first {subset_size} validation images")
+            rows.update(baselines.evaluate_baselines(*validation, [name], subset_size))
+        subset = {"examples": subset_size, "rows": rows}
+        shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
+        shared["models"] = [c.model for c in configs]
+        report.write(workdir, shared, results, states, *validation, subset=subset,
+                     baseline_names=baseline_names)
     log(f"wrote {workdir / 'results.json'}, {workdir / 'results.md'} and {workdir / 'figures'} "
         f"in {time.perf_counter() - start:.0f}s")
     return results
