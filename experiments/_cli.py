@@ -1,6 +1,7 @@
 """What every experiment's command line shares: quiet logs, one-line errors, common options."""
 
 import argparse
+import errno
 import signal
 import sys
 
@@ -33,6 +34,10 @@ def baseline_list(text: str) -> list[str]:
     return names
 
 
+# Errors of a disk, not of the project: one line wherever they strike (a figure, a report).
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO)
+
+
 def run(main, argv=None) -> int:
     """main(argv)'s exit status (None: 0); a DaeError becomes one line on stderr and status 2.
 
@@ -47,6 +52,11 @@ def run(main, argv=None) -> int:
             status = main(argv)
     except DaeError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in DISK_ERRORS:
+            raise
+        print(f"error: {e.strerror}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
