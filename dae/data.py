@@ -1,6 +1,10 @@
 """MNIST from TFDS as uint8 arrays on the device, loaded once; shuffling and batching on the device."""
 
+import contextlib
 import os
+import re
+import sys
+import tempfile
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -24,13 +28,50 @@ def resolve_data_dir(data_dir: Optional[str] = None) -> Path:
     return Path(data_dir or os.environ.get("TFDS_DATA_DIR") or DEFAULT_TFDS_DIR).expanduser()
 
 
+# What TensorFlow 2.21 writes on stderr when it starts, whatever TF_CPP_MIN_LOG_LEVEL says: its
+# oneDNN banner (once per library that loads it, so twice) through absl's C++ logging, and
+# absl's notice that logging is not initialized.
+_TF_BANNERS = (
+    re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written"),
+    re.compile(r"^I\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on\."),
+)
+
+
+@contextlib.contextmanager
+def _without_tensorflow_banners():
+    """Holds back what is written on file descriptor 2 during the block (TensorFlow's import), then
+    passes it on without TensorFlow's start-up banners: real warnings still show.
+
+    Turning oneDNN off (TF_ENABLE_ONEDNN_OPTS=0) would also silence the banner, but would slow
+    any Keras model in the same process (benchmarks.throughput runs one).
+    """
+    # The user's TF_CPP_MIN_LOG_LEVEL wins: 0 asks for INFO lines, the banner among them.
+    if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") == "0" or "tensorflow" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as held_back:
+        saved = os.dup(2)
+        os.dup2(held_back.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held_back.seek(0)
+            lines = held_back.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines
+                                     if not any(b.match(line) for b in _TF_BANNERS)))
+            sys.stderr.flush()
+
+
 def load_mnist(data_dir: Optional[str] = None, download: bool = False) -> Mnist:
     """Reads MNIST (train/test) from a prepared TFDS folder; downloads it only if asked to."""
-    # TensorFlow only decodes PNGs here: quiet its C++ logs (the user's setting wins). Its oneDNN
-    # banner stays: turning oneDNN off would also slow any Keras model in the same process.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
+    # TensorFlow only decodes PNGs here: its start-up lines would be noise in our output.
+    with _without_tensorflow_banners():
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
 
     # TensorFlow must not reserve accelerator memory that JAX needs.
     tf.config.set_visible_devices([], "GPU")
