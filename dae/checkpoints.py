@@ -10,6 +10,8 @@ import logging
 import os
 import re
 import sys
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
@@ -64,18 +66,23 @@ def save(manager: ocp.CheckpointManager, epoch: int, state, history: list[dict])
     SIGINT and SIGTERM wait until it is written. A failed write (a full disk, no permission) is
     one CheckpointError; orbax's own log of it (tracebacks from its threads) is kept off stderr.
     """
+    threads_before = set(threading.enumerate())
     try:
         with interrupts.held(), _absl_logs_off():
-            # force: orbax would skip, silently, an epoch below one already saved (after a
-            # fallback from damaged checkpoints of a longer run).
-            manager.save(
-                epoch,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(_saved_tree(state)),
-                    history=ocp.args.JsonSave(history),
-                ),
-                force=True,
-            )
+            try:
+                # force: orbax would skip, silently, an epoch below one already saved (after a
+                # fallback from damaged checkpoints of a longer run).
+                manager.save(
+                    epoch,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(_saved_tree(state)),
+                        history=ocp.args.JsonSave(history),
+                    ),
+                    force=True,
+                )
+            except Exception:
+                _join_orbax_threads(threads_before)
+                raise
     except Exception as e:  # orbax and tensorstore raise OSError, ValueError and more.
         raise CheckpointError(
             f"cannot save the checkpoint of epoch {epoch} in {manager.directory} "
@@ -254,6 +261,18 @@ def _reason(error: BaseException, root: Path) -> str:
     if files:
         return f"{why}: {os.path.relpath(files[-1].rstrip('.:,'), root)}"
     return f"{why}, in array {array.group(1)}" if array else why
+
+
+def _join_orbax_threads(before: set, timeout: float = 60.0) -> None:
+    """Waits for the threads orbax started and left running when a save failed.
+
+    One item of the checkpoint failing does not stop the others: they go on writing in orbax's
+    threads, and would log their own errors (tracebacks) later, and race with the next cleanup.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in set(threading.enumerate()) - before:
+        if type(thread).__module__.startswith("orbax."):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class _absl_logs_off:
