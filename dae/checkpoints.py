@@ -86,7 +86,7 @@ def save(manager: ocp.CheckpointManager, epoch: int, state, history: list[dict])
     except Exception as e:  # orbax and tensorstore raise OSError, ValueError and more.
         raise CheckpointError(
             f"cannot save the checkpoint of epoch {epoch} in {manager.directory} "
-            f"({_reason(e, manager.directory)}); the checkpoints of earlier epochs are kept, "
+            f"({_reason(e)}); the checkpoints of earlier epochs are kept, "
             f"and a re-run resumes from them"
         ) from e
 
@@ -230,8 +230,9 @@ _STATUS = {"NOT_FOUND": "a file is missing", "DATA_LOSS": "a file is corrupt",
            "PERMISSION_DENIED": "permission denied", "RESOURCE_EXHAUSTED": "no space left"}
 
 
-def _reason(error: BaseException, root: Path) -> str:
-    """Why orbax failed, in a few words: the OS error, else tensorstore's, and the file if named."""
+def _reason(error: BaseException, root: Optional[Path] = None) -> str:
+    """Why orbax failed, in a few words: the OS error, else tensorstore's; and with `root`, the
+    file (or array) it names."""
     chain = []
     while error is not None and error not in chain:
         chain.append(error)
@@ -253,6 +254,8 @@ def _reason(error: BaseException, root: Path) -> str:
     else:
         first = next((line for line in text.splitlines() if line.strip()), type(chain[0]).__name__)
         why = first.strip()[:120]
+    if root is None:
+        return why
     # The damaged file itself if named (the last path under `root` that is not a directory),
     # else the array that could not be read.
     paths = re.findall(re.escape(str(root)) + r"/[^\s\"']+", text)

@@ -46,7 +46,7 @@ def exclusive(workdir: Path):
         workdir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise DaeError(f"--workdir: cannot create {path} ({e.strerror})") from e
+        raise DaeError(f"--workdir: cannot open {path} ({e.strerror})") from e
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
