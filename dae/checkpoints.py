@@ -258,7 +258,7 @@ def _reason(error: BaseException, root: Optional[Path] = None) -> str:
         return why
     # The damaged file itself if named (the last path under `root` that is not a directory),
     # else the array that could not be read.
-    paths = re.findall(re.escape(str(root)) + r"/[^\s\"']+", text)
+    paths = re.findall(re.escape(str(root)) + r"/[^\s\"'\\]+", text)  # (also in escaped JSON)
     files = [p for p in paths if not p.endswith("/")]
     array = re.search(r'Error reading "([\w.]+)/', text)
     if files:
