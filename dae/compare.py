@@ -4,8 +4,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from dae import baselines, data, report, train
-from dae import lock
+from dae import baselines, data, lock, report, train
 from dae.config import Config
 
 

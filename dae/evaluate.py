@@ -21,13 +21,12 @@ def load(workdir: Path, model: str, epoch: Optional[int] = None,
     config = checkpoints.load_config(workdir, model)
     model_dir = Path(workdir) / model
     with checkpoints.open_manager(model_dir, create=False) as manager:
-        requested = checkpoints.pick_epoch(manager, epoch)
+        checkpoints.pick_epoch(manager, epoch)  # One-line errors: none saved, or not `epoch`.
         template = train.create_train_state(train.stream(config.seed, train._INIT), config)
-        if epoch is None:
+        if epoch is None:  # The latest, or the newest readable one if it is damaged.
             epoch, state, _ = checkpoints.restore_latest(manager, template, config.model,
                                                          warn=warn)
         else:
-            epoch = requested
             state, _ = checkpoints.restore(manager, epoch, template, config.model)
     return config, epoch, state
 
