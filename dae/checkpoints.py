@@ -6,6 +6,7 @@ save that fails is one CheckpointError; orbax writes each epoch into a temporary
 renames it when complete, so the earlier epochs stay valid and the next run removes the rest.
 """
 
+import contextlib
 import logging
 import os
 import re
@@ -278,16 +279,16 @@ def _join_orbax_threads(before: set, timeout: float = 60.0) -> None:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-class _absl_logs_off:
-    """Silences absl (orbax's logger) during a block: its errors there are ours to report."""
-
-    def __enter__(self):
-        self._logger = logging.getLogger("absl")
-        self._level = self._logger.level
-        self._logger.setLevel(logging.CRITICAL + 1)
-
-    def __exit__(self, *exc):
-        self._logger.setLevel(self._level)
+@contextlib.contextmanager
+def _absl_logs_off():
+    """Silences absl (orbax's logger) during the block: its errors there are ours to report."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _quiet_abandoned_reads() -> None:
