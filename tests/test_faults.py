@@ -295,6 +295,8 @@ def test_a_nan_in_a_step_stops_training_with_one_line_and_saves_nothing_of_its_e
              f"last good checkpoint: epoch 1 in {tmp_path / 'dense' / 'checkpoints'}")
     assert saved_epochs(tmp_path) == ["1"]
     assert not (tmp_path / "results.json").exists()
+    if where == "after":
+        return  # The rerun is the same either way.
 
     monkeypatch.undo()
     code, out, err = run_compare(tmp_path, capsys)
@@ -344,6 +346,8 @@ def test_a_signal_during_a_save_lets_it_complete_then_stops_with_one_line(
                   f"are kept; re-run to resume")
     assert saved_epochs(tmp_path) == ["1", "2"]
     assert evaluate.load(tmp_path, "dense")[1] == 2  # the save in flight was completed
+    if signum != signal.SIGTERM:
+        return  # The rerun is the same for either signal.
 
     monkeypatch.undo()
     code, out, err = run_compare(tmp_path, capsys)
