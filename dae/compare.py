@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from dae import baselines, data, evaluation, report, train
+from dae import baselines, data, evaluation, lock, report, train
 from dae.config import Config
 
 
@@ -61,29 +61,31 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
                    else baseline_examples)
     baselines.check_examples(subset_size, len(validation))  # Before training, not after.
     results, states = {}, {}
-    for config in configs:
-        log(f"[{config.model}] training in {workdir / config.model}")
-        results[config.model], states[config.model] = train.fit(
-            config, workdir, dataset, log=log, validation=validation)
-    subset = validation.take(subset_size)
-    rows = {}
-    for name, state in states.items():
-        rows[name] = baselines.evaluate_model(state, subset)
-        if state.self_ensemble:  # what the self-ensemble adds: the same model in one pass
-            rows[f"{name} (one pass)"] = baselines.evaluate_model(
-                state.replace(self_ensemble=False), subset)
-    sigma = baselines.true_sigma(configs[0].noise_model())
-    outputs = {}  # the first few of each baseline's outputs, for the figures
-    for name in baseline_names:
-        log(f"[{name}] baseline on the first {subset_size} validation images")
-        rows.update(baselines.evaluate_baselines(subset, [name], sigma, natural, outputs,
-                                                 keep=report.NUM_SAMPLES))
-    shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
-    shared["models"] = [c.model for c in configs]
-    report.write(workdir, shared, results, states, validation,
-                 subset={"examples": subset_size, "rows": rows},
-                 baseline_names=baseline_names, sigma=sigma, baseline_outputs=outputs,
-                 photos=natural)
+    # One run per workdir: two would write over each other's checkpoints and results.
+    with lock.exclusive(workdir):
+        for config in configs:
+            log(f"[{config.model}] training in {workdir / config.model}")
+            results[config.model], states[config.model] = train.fit(
+                config, workdir, dataset, log=log, validation=validation)
+        subset = validation.take(subset_size)
+        rows = {}
+        for name, state in states.items():
+            rows[name] = baselines.evaluate_model(state, subset)
+            if state.self_ensemble:  # what the self-ensemble adds: the same model in one pass
+                rows[f"{name} (one pass)"] = baselines.evaluate_model(
+                    state.replace(self_ensemble=False), subset)
+        sigma = baselines.true_sigma(configs[0].noise_model())
+        outputs = {}  # the first few of each baseline's outputs, for the figures
+        for name in baseline_names:
+            log(f"[{name}] baseline on the first {subset_size} validation images")
+            rows.update(baselines.evaluate_baselines(subset, [name], sigma, natural, outputs,
+                                                     keep=report.NUM_SAMPLES))
+        shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
+        shared["models"] = [c.model for c in configs]
+        report.write(workdir, shared, results, states, validation,
+                     subset={"examples": subset_size, "rows": rows},
+                     baseline_names=baseline_names, sigma=sigma, baseline_outputs=outputs,
+                     photos=natural)
     log(f"wrote {workdir / 'results.json'}, {workdir / 'results.md'} and {workdir / 'figures'} "
         f"in {time.perf_counter() - start:.0f}s")
     return results

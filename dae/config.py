@@ -3,6 +3,8 @@
 import dataclasses
 import json
 import math
+import os
+import typing
 from pathlib import Path
 from typing import Optional
 
@@ -135,19 +137,60 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
         if "noise_std" in d:  # configs saved before noise specs existed: Gaussian noise
-            d = {**{k: v for k, v in d.items() if k != "noise_std"}, "noise": f"gaussian:{d['noise_std']:g}"}
+            noise_std = d["noise_std"]
+            is_number = isinstance(noise_std, (int, float))
+            noise = f"gaussian:{noise_std:g}" if is_number else str(noise_std)
+            d = {**{k: v for k, v in d.items() if k != "noise_std"}, "noise": noise}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"config: unknown fields {sorted(unknown)}")
+            raise ConfigError(f"unknown fields {', '.join(sorted(unknown))}")
         return cls(**d)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Writes the config as JSON atomically: a run killed meanwhile leaves the old file or none."""
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(partial, path)
 
     @classmethod
     def load(cls, path: Path) -> "Config":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """The config saved at `path`; a ConfigError naming the file if it cannot be one."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read it ({e.strerror})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            where = f" at line {e.lineno}, column {e.colno}" if hasattr(e, "lineno") else ""
+            raise ConfigError(
+                f"{path}: not a JSON config file ({getattr(e, 'msg', e)}{where})") from None
+        if not isinstance(d, dict):
+            raise ConfigError(
+                f"{path}: not a JSON config file (a {type(d).__name__}, not an object)")
+        missing = [f for f in REQUIRED_FIELDS
+                   if f not in d and not (f == "noise" and "noise_std" in d)]
+        if missing:
+            raise ConfigError(f"{path}: lacks the fields {', '.join(missing)}")
+        try:
+            config = cls.from_dict(d)
+            for field in dataclasses.fields(cls):
+                value = getattr(config, field.name)
+                if not _has_type(value, field.type):
+                    raise ConfigError(
+                        f"{field.name}: {value!r} is not of type {_type_name(field.type)}")
+            config.validate()
+        except ConfigError as e:
+            # validate() names command-line options ("--batch-size: ..."); a file has fields.
+            option, colon, problem = str(e).partition(": ")
+            if option.startswith("--") and colon:
+                field = "model" if option == "--models" else option[2:].replace("-", "_")
+                e = f"{field}: {problem}"
+            raise ConfigError(f"{path}: {e}") from None
+        return config
 
     def differences(self, other: "Config", ignore=("epochs",)) -> list[str]:
         """Fields (other than `ignore`) whose values differ, as 'name: self != other'."""
@@ -156,6 +199,34 @@ class Config:
             for f in dataclasses.fields(self)
             if f.name not in ignore and getattr(self, f.name) != getattr(other, f.name)
         ]
+
+
+# What every config file ever saved holds (noise was noise_std before noise specs); fields added
+# later have defaults, so older files still load.
+REQUIRED_FIELDS = ("model", "epochs", "batch_size", "learning_rate", "noise", "seed",
+                   "train_examples")
+
+
+def _has_type(value, annotation) -> bool:
+    """Whether a JSON value fits a field's type (int, float, str, Optional); a bool is no number."""
+    if typing.get_origin(annotation) is typing.Union:
+        return any(_has_type(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if typing.get_origin(annotation) is tuple:  # (H, W): a JSON list, made a tuple on load
+        return isinstance(value, tuple) and all(_has_type(v, a) for v, a in
+                                                zip(value, typing.get_args(annotation)))
+    return not isinstance(annotation, type) or isinstance(value, annotation)
+
+
+def _type_name(annotation) -> str:
+    if typing.get_origin(annotation) is typing.Union:
+        return " or ".join(_type_name(arg) for arg in typing.get_args(annotation))
+    return "null" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
 # What a run on natural photographs uses unless told otherwise (the field's protocol: sigma in

@@ -22,3 +22,19 @@ class CheckpointError(DaeError):
 
 class ImageError(DaeError):
     """One input file cannot be denoised: unreadable, not an image, or a size the model refuses."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint that cannot be read back: a file of it is missing, truncated or corrupt."""
+
+
+class DivergenceError(DaeError):
+    """Training produced a loss or parameter that is not finite (NaN or infinity)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: the run stops between steps, never in the middle of a save."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

@@ -1,26 +1,34 @@
 """Reloading a checkpoint with nothing but its workdir, and recomputing its validation metrics."""
 
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from dae import checkpoints, data, evaluation, models, rng, train
 from dae.errors import ConfigError
 
 
-def load(workdir: Path, model: str, epoch: Optional[int] = None):
-    """(config, epoch, train state) of `<workdir>/<model>` at `epoch` (default: the latest)."""
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load(workdir: Path, model: str, epoch: Optional[int] = None,
+         warn: Callable[[str], None] = _warn):
+    """(config, epoch, train state) of `<workdir>/<model>` at `epoch` (default: the latest).
+
+    The latest, if damaged, gives way to the newest readable epoch (one line to `warn`); an epoch
+    asked for by number is that one or a one-line error.
+    """
     config = checkpoints.load_config(workdir, model)
     model_dir = Path(workdir) / model
     with checkpoints.open_manager(model_dir, create=False) as manager:
-        epoch = checkpoints.pick_epoch(manager, epoch)
+        checkpoints.pick_epoch(manager, epoch)  # One-line errors: none saved, or not `epoch`.
         template = train.create_train_state(rng.stream(config.seed, rng.INIT), config)
-        try:
-            state, _ = checkpoints.restore(manager, epoch, template)
-        except Exception as e:  # orbax reports a mismatched tree in many ways; all mean the same.
-            raise checkpoints.CheckpointError(
-                f"--workdir: the checkpoint of epoch {epoch} in {model_dir} does not fit model "
-                f"{config.model!r} ({type(e).__name__})"
-            ) from e
+        if epoch is None:  # The latest, or the newest readable one if it is damaged.
+            epoch, state, _ = checkpoints.restore_latest(manager, template, config.model,
+                                                         warn=warn)
+        else:
+            state, _ = checkpoints.restore(manager, epoch, template, config.model)
     return config, epoch, state
 
 

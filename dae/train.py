@@ -14,6 +14,7 @@ from flax.training import train_state
 
 from dae import checkpoints, data, evaluation, metrics, models, noise, rng, xla
 from dae.config import Config
+from dae.errors import DivergenceError
 
 
 class TrainState(train_state.TrainState):
@@ -85,6 +86,39 @@ def make_train_step(config: Config):
     return xla.jit(functools.partial(train_step, noise_model=config.noise_model()), donate_argnums=0)
 
 
+@xla.jit
+def _track_loss(loss_sum: jax.Array, first_bad_step: jax.Array, loss: jax.Array, step: jax.Array):
+    """loss_sum + loss, and the first step whose loss is not finite (0: none yet), on the device.
+
+    One dispatch a step, as the plain sum was: the divergence check costs no read-back per step.
+    """
+    bad = (first_bad_step == 0) & ~jnp.isfinite(loss)
+    return loss_sum + loss, jnp.where(bad, step, first_bad_step)
+
+
+@xla.jit
+def _all_finite(tree) -> jax.Array:
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves]))
+
+
+def _stop_if_diverged(config: Config, epoch: int, first_bad_step: int, state: TrainState,
+                      model_dir: Path) -> None:
+    """DivergenceError, before anything of the epoch is saved, if a loss of the epoch or the
+    state after it is not finite (NaN or infinity)."""
+    if not first_bad_step and bool(_all_finite((state.params, state.opt_state, state.batch_stats))):
+        return
+    step, what = ((first_bad_step, "the loss is") if first_bad_step
+                  else (int(state.step), "the parameters are"))
+    last = (f"epoch {epoch - 1} in {model_dir / 'checkpoints'}" if epoch > 1
+            else "none, it diverged in its first epoch")
+    raise DivergenceError(
+        f"[{config.model}] diverged in epoch {epoch} at step {step} ({what} not finite); "
+        f"nothing of epoch {epoch} was saved; last good checkpoint: {last} (a lower "
+        f"--learning-rate may help)"
+    )
+
+
 def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
 
@@ -124,10 +158,11 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
     digits = 4 if config.loss == "bce" else 6
     history: list[dict] = []
     with checkpoints.open_manager(model_dir) as manager:
-        # A run that already went past config.epochs is read back at config.epochs.
-        last_epoch = min(manager.latest_step() or 0, config.epochs)
+        # A run that already went past config.epochs is read back at config.epochs; damaged
+        # checkpoints are passed over (one warning line) and trained again.
+        last_epoch, state, history = checkpoints.restore_latest(
+            manager, state, config.model, up_to=config.epochs, replace_damaged=True, warn=log)
         if last_epoch:
-            state, history = checkpoints.restore(manager, last_epoch, state)
             done = "already trained: restored" if last_epoch == config.epochs else "resuming from"
             log(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
         step_fn = make_train_step(config)
@@ -135,13 +170,16 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
         for epoch in range(last_epoch + 1, config.epochs + 1):
             start = time.perf_counter()
             loss_sum = jnp.zeros((), jnp.float32)
+            first_bad_step = jnp.zeros((), jnp.int32)  # of a loss that is not finite; 0: none
             with _progress(batches.steps_per_epoch, f"{config.model} epoch {epoch}/{config.epochs}") as bar:
                 for i, clean_u8 in enumerate(batches.epoch(epoch)):
                     state, step_metrics = step_fn(state, clean_u8, noise_key)
-                    loss_sum = loss_sum + step_metrics["loss"]
+                    loss_sum, first_bad_step = _track_loss(loss_sum, first_bad_step,
+                                                           step_metrics["loss"], state.step)
                     bar.update()
                     if bar.n % 50 == 0 and not bar.disable:  # Read back only for the display.
                         bar.set_postfix(loss=f"{float(loss_sum) / (i + 1):.{digits}f}")
+            _stop_if_diverged(config, epoch, int(first_bad_step), state, model_dir)
             record = {"epoch": epoch, train_key: float(loss_sum) / batches.steps_per_epoch}
             record.update(evaluation.evaluate(state, validation))
             record["seconds"] = time.perf_counter() - start

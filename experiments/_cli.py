@@ -1,8 +1,11 @@
 """What every experiment's command line shares: quiet logs, one-line errors, common options."""
 
 import argparse
+import errno
+import signal
 import sys
 
+from dae import interrupts
 from dae.errors import DaeError
 
 
@@ -31,18 +34,34 @@ def baseline_list(text: str) -> list[str]:
     return names
 
 
+# Errors of a disk, not of the project: one line wherever they strike (a figure, a report).
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO)
+
+
 def run(main, argv=None) -> int:
-    """main(argv)'s exit status (None: 0); a DaeError becomes one line on stderr and status 2."""
+    """main(argv)'s exit status (None: 0); a DaeError becomes one line on stderr and status 2.
+
+    SIGTERM (what preemptible machines send) is handled as SIGINT: one line, status 128 + the
+    signal's number (143, 130), and never in the middle of writing a checkpoint.
+    """
     import absl.logging
 
-    absl.logging.set_verbosity(absl.logging.ERROR)  # tfds and orbax chatter; errors are ours
+    # tfds's and orbax's INFO chatter off; their warnings are real (a normal run has none).
+    absl.logging.set_verbosity(absl.logging.WARNING)
     try:
-        status = main(argv)
+        with interrupts.handled():
+            status = main(argv)
     except DaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: checkpoints of finished epochs are kept; re-run to resume",
-              file=sys.stderr)
-        return 130
+    except OSError as e:
+        if e.errno not in DISK_ERRORS:
+            raise
+        print(f"error: {e.strerror}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"interrupted ({signal.Signals(signum).name}): checkpoints of finished epochs are "
+              f"kept; re-run to resume", file=sys.stderr)
+        return 128 + signum
     return status or 0

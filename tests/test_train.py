@@ -31,7 +31,7 @@ def test_train_step_compiles_once_donates_the_state_and_lowers_the_loss(mock_mni
 
 
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))
-def test_every_registered_model_learns_a_batch_and_evaluates(name, mock_mnist):
+def test_every_registered_model_learns_a_batch_and_evaluates(name, mock_mnist, monkeypatch):
     config = Config(model=name, batch_size=32)
     state = train.create_train_state(jax.random.key(0), config)
     step = train.make_train_step(config)
@@ -45,8 +45,13 @@ def test_every_registered_model_learns_a_batch_and_evaluates(name, mock_mnist):
     scores = evaluation.evaluate(state, validation)
     assert set(scores) == {"val_bce", "val_mse", "val_psnr", "val_ssim"}
     assert np.isfinite(list(scores.values())).all()
-    # Evaluation is deterministic (batch norm uses its running statistics there).
+    # Evaluation is deterministic and per image: batch norm uses its running statistics there,
+    # so an image scores the same in a batch of one as in a batch of 16 (batch statistics differ).
     assert evaluation.evaluate(state, validation) == scores
+    monkeypatch.setattr(evaluation, "EVAL_BATCH_SIZE", 1)
+    alone = evaluation.evaluate(state, validation)
+    for key in scores:
+        assert alone[key] == pytest.approx(scores[key], rel=1e-5, abs=1e-6), key
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU option")

@@ -1,6 +1,10 @@
 """Any prepared TFDS image dataset (MNIST included): its train and test splits as uint8 images."""
 
+import contextlib
 import os
+import re
+import sys
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -17,12 +21,50 @@ def resolve_data_dir(data_dir: Optional[str] = None) -> Path:
     return Path(data_dir or os.environ.get("TFDS_DATA_DIR") or DEFAULT_TFDS_DIR).expanduser()
 
 
+# What TensorFlow 2.21 writes on stderr when it starts, whatever TF_CPP_MIN_LOG_LEVEL says: its
+# oneDNN banner (once per library that loads it, so twice) through absl's C++ logging, and
+# absl's notice that logging is not initialized.
+_TF_BANNERS = (
+    re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written"),
+    re.compile(r"^I\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on\."),
+)
+
+
+@contextlib.contextmanager
+def _without_tensorflow_banners():
+    """Holds back what is written on file descriptor 2 during the block (TensorFlow's import), then
+    passes it on without TensorFlow's start-up banners: real warnings still show.
+
+    Turning oneDNN off (TF_ENABLE_ONEDNN_OPTS=0) would also silence the banner, but would slow
+    any Keras model in the same process (benchmarks.throughput runs one).
+    """
+    # TF's own C++ INFO lines off, its warnings on. The user's TF_CPP_MIN_LOG_LEVEL wins: 0 asks
+    # for INFO lines, the banner among them.
+    if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1") == "0" or "tensorflow" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as held_back:
+        saved = os.dup(2)
+        os.dup2(held_back.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held_back.seek(0)
+            lines = held_back.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines
+                                     if not any(b.match(line) for b in _TF_BANNERS)))
+            sys.stderr.flush()
+
+
 def _import_tfds():
-    # TensorFlow only decodes images here: quiet its C++ logs (the user's setting wins). Its oneDNN
-    # banner stays: turning oneDNN off would also slow any Keras model in the same process.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
+    # TensorFlow only decodes images here: its start-up lines would be noise in our output.
+    with _without_tensorflow_banners():
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
 
     # TensorFlow must not reserve accelerator memory that JAX needs.
     tf.config.set_visible_devices([], "GPU")
