@@ -20,7 +20,7 @@ def init_params(name: str):
 
 @pytest.mark.parametrize("name, expected", [
     ("dense", 101_200), ("conv", 28_353), ("dncnn", 9_649), ("unet", 32_521),
-    ("unet_wide", 129_553),
+    ("unet_wide", 129_553), ("dncnn_s", 556_097), ("unet_res", 129_553),
 ])
 def test_parameter_counts_match_the_paper(name, expected):
     assert models.count_params(init_params(name)) == expected
@@ -122,6 +122,21 @@ def test_unet_has_skip_connections_at_both_resolutions():
     # The decoder blocks take upsampled features concatenated with the encoder's.
     assert shapes["Conv_6"]["kernel"] == (3, 3, 32, 16)  # 16 up + 16 skip at 14x14
     assert shapes["Conv_8"]["kernel"] == (3, 3, 16, 8)  # 8 up + 8 skip at 28x28
+
+
+def test_dncnn_s_is_the_published_17_layers_of_64_channels():
+    shapes = jax.tree.map(jnp.shape, init_params("dncnn_s"))
+    convs = sorted(k for k in shapes if k.startswith("Conv_"))
+    assert len(convs) == 17 and shapes["Conv_8"]["kernel"] == (3, 3, 64, 64)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_residual_models_return_their_input_in_pixels_when_their_network_is_zero(channels):
+    for name in ("dncnn_s", "unet_res"):
+        model = models.get(name, logits=False)
+        x = jax.random.uniform(jax.random.key(7), (2, 16, 16, channels))
+        variables = jax.tree.map(jnp.zeros_like, model.init(jax.random.key(0), x))
+        np.testing.assert_allclose(model.apply(variables, x), x, atol=1e-7)
 
 
 def test_the_wide_unet_is_the_unet_at_twice_the_width():
