@@ -16,9 +16,15 @@ import jax.numpy as jnp
 
 from dae import layers
 
+# Keras's default kernel initializer (Dense, Conv2D, Conv2DTranspose), with its zero biases: the
+# paper's models were trained with these. Flax's default (lecun_normal) left the dense model at
+# val BCE 0.114 where Keras reaches 0.100. The other models keep flax's defaults.
+KERAS_KERNEL_INIT = nn.initializers.glorot_uniform()
+
 
 class DenseAE(nn.Module):
-    """The paper's fully connected autoencoder: 784 -> 64 (relu) -> 784 (101,200 parameters)."""
+    """The paper's fully connected autoencoder: 784 -> 64 (relu) -> 784 (101,200 parameters),
+    initialized as Keras would."""
 
     latent: int = 64
     # Its Dense layers fix the image size: only IMAGE_SHAPE (see input_multiple()).
@@ -27,12 +33,14 @@ class DenseAE(nn.Module):
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         B, H, W, C = x_BHWC.shape
-        h = nn.relu(nn.Dense(self.latent)(x_BHWC.reshape(B, H * W * C)))
-        return nn.Dense(H * W * C)(h).reshape(B, H, W, C)
+        dense = lambda features: nn.Dense(features, kernel_init=KERAS_KERNEL_INIT)
+        h = nn.relu(dense(self.latent)(x_BHWC.reshape(B, H * W * C)))
+        return dense(H * W * C)(h).reshape(B, H, W, C)
 
 
 class ConvAE(nn.Module):
-    """The paper's convolutional autoencoder: latent 7x7x32, 28,353 parameters."""
+    """The paper's convolutional autoencoder: latent 7x7x32, 28,353 parameters, initialized as
+    Keras would."""
 
     features: int = 32
     # Fully convolutional, so any size; two 2x2 pools need height and width divisible by 4.
@@ -40,11 +48,13 @@ class ConvAE(nn.Module):
 
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        conv = lambda features: nn.Conv(features, (3, 3), padding="SAME")
+        conv = lambda features: nn.Conv(features, (3, 3), padding="SAME",
+                                        kernel_init=KERAS_KERNEL_INIT)
         h = layers.max_pool_2x2(nn.relu(conv(self.features)(x_BHWC)))  # 14x14
         h = layers.max_pool_2x2(nn.relu(conv(self.features)(h)))  # 7x7: the latent
         # Named like nn.ConvTranspose, so parameters (and their init) match the stock flax model.
-        convT = lambda i: layers.ConvTranspose3x3s2(self.features, name=f"ConvTranspose_{i}")
+        convT = lambda i: layers.ConvTranspose3x3s2(self.features, kernel_init=KERAS_KERNEL_INIT,
+                                                    name=f"ConvTranspose_{i}")
         h = nn.relu(convT(0)(h))  # 14x14
         h = nn.relu(convT(1)(h))  # 28x28
         return conv(x_BHWC.shape[-1])(h)

@@ -54,13 +54,50 @@ def test_every_registered_model_maps_images_to_logits_of_the_same_shape(name):
     assert np.isfinite(np.asarray(logits)).all()
 
 
+def kernels(params) -> dict[str, np.ndarray]:
+    return {layer: np.asarray(p["kernel"]) for layer, p in params.items() if "kernel" in p}
+
+
+def fans(kernel: np.ndarray) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras and flax count them: the receptive field times the channels."""
+    receptive = int(np.prod(kernel.shape[:-2]))
+    return receptive * kernel.shape[-2], receptive * kernel.shape[-1]
+
+
+@pytest.mark.parametrize("name", ["dense", "conv"])
+def test_the_papers_models_are_initialized_as_keras_does_glorot_uniform_and_zero_biases(name):
+    params = init_params(name)
+    assert len(params) == {"dense": 2, "conv": 5}[name]
+    for layer, kernel in kernels(params).items():
+        bound = np.sqrt(6.0 / sum(fans(kernel)))  # Glorot & Bengio's uniform limit
+        assert np.abs(kernel).max() < bound, layer
+        assert np.abs(kernel).max() > 0.95 * bound, layer  # the whole range is used
+        assert kernel.std() == pytest.approx(bound / np.sqrt(3.0), rel=0.1), layer
+        assert abs(kernel.mean()) < 0.1 * bound, layer
+        np.testing.assert_array_equal(params[layer]["bias"], 0.0)
+
+
+@pytest.mark.parametrize("name", ["dncnn", "unet", "unet_wide"])
+def test_the_other_models_keep_flaxs_lecun_normal_kernels(name):
+    for layer, kernel in kernels(init_params(name)).items():
+        if kernel.size < 1000:
+            continue  # too few weights for a sharp estimate of the spread
+        fan_in, fan_out = fans(kernel)
+        # lecun_normal: std sqrt(1 / fan_in), truncated at 2 std; glorot's would differ below.
+        assert kernel.std() == pytest.approx(np.sqrt(1.0 / fan_in), rel=0.1), layer
+        assert np.abs(kernel).max() > np.sqrt(6.0 / (fan_in + fan_out)), layer
+
+
 class StockConvAE(nn.Module):
-    """The conv autoencoder written with stock flax layers only: the reference for ConvAE."""
+    """The conv autoencoder written with stock flax layers only: the reference for ConvAE, with
+    the same (Keras) initializer."""
 
     @nn.compact
     def __call__(self, x):
-        conv = lambda f: nn.Conv(f, (3, 3), padding="SAME")
-        convT = lambda: nn.ConvTranspose(32, (3, 3), strides=(2, 2), padding="SAME")
+        init = nn.initializers.glorot_uniform()
+        conv = lambda f: nn.Conv(f, (3, 3), padding="SAME", kernel_init=init)
+        convT = lambda: nn.ConvTranspose(32, (3, 3), strides=(2, 2), padding="SAME",
+                                         kernel_init=init)
         h = nn.max_pool(nn.relu(conv(32)(x)), (2, 2), strides=(2, 2))
         h = nn.max_pool(nn.relu(conv(32)(h)), (2, 2), strides=(2, 2))
         h = nn.relu(convT()(h))
