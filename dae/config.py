@@ -38,6 +38,10 @@ class Config:
     clip_noise: bool = True  # clip noisy images to [0, 1] (the paper's T(x)); not for photographs
     lr_schedule: str = "constant"  # constant, cosine (to 0 at the last step), warmup_cosine
     warmup_epochs: int = 0  # warmup_cosine: epochs of linear warmup from 0
+    # > 0: AdamW (optax.adamw, decoupled: each step also takes learning rate x this x w off
+    # every parameter); 0: the paper's Adam.
+    weight_decay: float = 0.0
+    grad_clip: Optional[float] = None  # clip the gradients' global norm to this; None or 0: off
     # Denoise (validation, evaluate, sweep, denoise) with the mean over the 8 flips and rotations
     # of the input; training is unchanged. The paper's models do not.
     self_ensemble: bool = False
@@ -78,6 +82,12 @@ class Config:
                 self.lr_schedule == "warmup_cosine" and self.warmup_epochs < 1):
             raise ConfigError(f"--warmup-epochs: must be at least 1 (with warmup_cosine) and less "
                               f"than --epochs ({self.epochs}), got {self.warmup_epochs}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ConfigError(f"--weight-decay: must be a finite number >= 0 (0: Adam, > 0: "
+                              f"AdamW), got {self.weight_decay}")
+        if self.grad_clip is not None and not 0 <= self.grad_clip < math.inf:
+            raise ConfigError(f"--grad-clip: must be a finite global norm > 0 (0: no clipping), "
+                              f"got {self.grad_clip}")
         if self.train_examples is not None and self.train_examples < 1:
             raise ConfigError(f"--train-examples: must be a positive integer, got {self.train_examples}")
         if self.patch_size is not None and self.patch_size < 1:

@@ -40,8 +40,21 @@ def learning_rate(config: Config, steps_per_epoch: int):
     return config.learning_rate
 
 
+def optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam (the paper's), or AdamW with config.weight_decay, at the run's learning rate; with
+    config.grad_clip, the gradients' global norm is clipped first."""
+    rate = learning_rate(config, steps_per_epoch)
+    tx = (optax.adamw(rate, weight_decay=config.weight_decay) if config.weight_decay
+          else optax.adam(rate))
+    if config.grad_clip:
+        # Chained only when asked for, so that the default optimizer state keeps the tree that
+        # checkpoints written before this option hold.
+        tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), tx)
+    return tx
+
+
 def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1) -> TrainState:
-    """Fresh parameters (and batch statistics) of `config.model` and an Adam optimizer state.
+    """Fresh parameters (and batch statistics) of `config.model` and its optimizer's state.
 
     `steps_per_epoch` sets the length of a learning-rate schedule; it does not change the
     state's layout, so a template for restoring a checkpoint can leave it out.
@@ -50,7 +63,7 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
     variables = model.init(key, jnp.zeros((1, *config.image_shape), jnp.float32))
     state = TrainState.create(
         apply_fn=model.apply, params=variables["params"],
-        tx=optax.adam(learning_rate(config, steps_per_epoch)),
+        tx=optimizer(config, steps_per_epoch),
         batch_stats=variables.get("batch_stats", {}), loss=config.loss,
         input_multiple=getattr(model, "input_multiple", None),
         self_ensemble=config.self_ensemble,
@@ -73,7 +86,7 @@ def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array):
 
 
 def train_step(state, clean_u8_BHWC: jax.Array, key: jax.Array, *, noise_model: noise.Noise):
-    """One Adam step on a clean uint8 batch; the noise is drawn here, fresh for every step."""
+    """One optimizer step on a clean uint8 batch; the noise is drawn here, fresh for every step."""
     clean = data.to_float(clean_u8_BHWC)
     noisy = noise_model.sample(jax.random.fold_in(key, state.step), clean)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)

@@ -42,6 +42,10 @@ def parse_args(argv=None):
     p.add_argument("--lr-schedule", default=None,
                    help="constant, cosine or warmup_cosine (default: constant on MNIST, else cosine)")
     p.add_argument("--warmup-epochs", type=int, default=None, help="with warmup_cosine")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="AdamW's decoupled weight decay when > 0 (default: 0, the paper's Adam)")
+    p.add_argument("--grad-clip", type=float, default=None,
+                   help="clip the gradients' global norm to this (default: no clipping)")
     p.add_argument("--patch-size", type=int, default=None,
                    help="train on random PxP crops (with flips and rotations) instead of whole images")
     p.add_argument("--patches-per-epoch", type=int, default=None,
@@ -73,8 +77,8 @@ def parse_args(argv=None):
 
 # Options that are Config fields; left out (None), they take the dataset's defaults.
 CONFIG_OPTIONS = ("epochs", "noise", "clip_noise", "loss", "batch_size", "learning_rate",
-                  "lr_schedule", "warmup_epochs", "patch_size", "patches_per_epoch", "seed",
-                  "train_examples", "channels", "self_ensemble")
+                  "lr_schedule", "warmup_epochs", "weight_decay", "grad_clip", "patch_size",
+                  "patches_per_epoch", "seed", "train_examples", "channels", "self_ensemble")
 
 
 def main(argv=None) -> None:

@@ -54,6 +54,8 @@ def run_parser_error(main, argv, capsys):
     (["--lr-schedule", "step"], ["--lr-schedule", "unknown schedule 'step'", "warmup_cosine"]),
     (["--lr-schedule", "warmup_cosine"], ["--warmup-epochs", "at least 1"]),
     (["--warmup-epochs", "20", "--lr-schedule", "warmup_cosine"], ["--warmup-epochs", "less than"]),
+    (["--weight-decay", "-0.1"], ["--weight-decay", ">= 0", "got -0.1"]),
+    (["--grad-clip", "-1"], ["--grad-clip", "got -1.0"]),
     (["--patch-size", "0"], ["--patch-size", "positive", "got 0"]),
     (["--models", "conv", "--patch-size", "30"], ["--patch-size", "multiple of 4", "got 30"]),
     (["--models", "dense", "--patch-size", "16"], ["--models", "'dense' takes whole images"]),

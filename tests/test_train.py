@@ -6,6 +6,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from dae import compare, evaluation, models, train
@@ -175,6 +176,43 @@ def test_the_step_uses_the_schedule(mock_mnist):
     params = jax.tree.map(np.asarray, state.params)  # a copy: the step donates the state
     state, _ = step(state, batch, jax.random.key(1))  # rate 0 from here on
     jax.tree.map(np.testing.assert_array_equal, state.params, params)
+
+
+def test_the_default_optimizer_is_the_papers_adam_with_the_state_old_checkpoints_hold():
+    config = Config(model="dense")
+    state = train.create_train_state(jax.random.key(0), config)
+    adam_state = optax.adam(1e-3).init(state.params)
+    assert jax.tree.structure(state.opt_state) == jax.tree.structure(adam_state)
+
+
+def one_update(config: Config, grads, params):
+    tx = train.optimizer(config, steps_per_epoch=10)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    return updates
+
+
+def test_weight_decay_makes_it_adamw_which_shrinks_the_weights_without_any_gradient():
+    params = {"w": jnp.full((3,), 2.0)}
+    zero = {"w": jnp.zeros((3,))}
+    np.testing.assert_array_equal(one_update(Config(), zero, params)["w"], 0.0)  # Adam: no step
+    decayed = one_update(Config(learning_rate=1e-2, weight_decay=0.5), zero, params)["w"]
+    np.testing.assert_allclose(decayed, -1e-2 * 0.5 * 2.0, rtol=1e-6)  # -lr * wd * w
+
+
+def test_grad_clip_scales_the_gradients_global_norm_down_before_adam():
+    params = {"a": jnp.zeros((2,)), "b": jnp.zeros((2,))}
+    grads = {"a": jnp.array([300.0, -400.0]), "b": jnp.array([0.0, 1200.0])}  # global norm 1300
+    # Adam divides by the gradients' scale, so a clipped step differs only where the clipped
+    # gradients come near its epsilon (1e-8): clip to a norm of 1.3e-8.
+    plain = one_update(Config(), grads, params)
+    clipped = one_update(Config(grad_clip=1.3e-8), grads, params)
+    expected = optax.adam(1e-3).update(jax.tree.map(lambda g: g * 1e-11, grads),
+                                       optax.adam(1e-3).init(params))[0]
+    for key in grads:
+        np.testing.assert_allclose(clipped[key], expected[key], rtol=1e-5)
+    assert np.abs(plain["a"]).max() == pytest.approx(1e-3, rel=1e-4)
+    assert np.abs(clipped["a"]).max() < 0.8e-3
+    assert one_update(Config(grad_clip=1e6), grads, params)["a"] == pytest.approx(plain["a"])
 
 
 @pytest.mark.parametrize("loss", ["mse", "l1"])
