@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from dae import baselines, data, evaluation, lock, report, train
+from dae import baselines, data, evaluation, lock, models, report, train
 from dae.config import Config
 
 
@@ -64,7 +64,7 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
     # One run per workdir: two would write over each other's checkpoints and results.
     with lock.exclusive(workdir):
         for config in configs:
-            log(f"[{config.model}] training in {workdir / config.model}")
+            log(f"[{config.model}] training in {workdir / models.run_folder(config.model)}")
             results[config.model], states[config.model] = train.fit(
                 config, workdir, dataset, log=log, validation=validation)
         subset = validation.take(subset_size)

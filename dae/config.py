@@ -51,17 +51,15 @@ class Config:
             object.__setattr__(self, "image_size", tuple(self.image_size))
 
     def validate(self, data_known: bool = True) -> "Config":
-        """Raises ConfigError naming the first bad field; returns self for chaining.
+        """Raises ConfigError naming the first bad field; returns the config, its model spec in
+        canonical form (dae.models.canonical).
 
         With `data_known=False` (options checked before the data is loaded) the checks that need
         the dataset's image size and training-set size are left for later.
         """
         from dae import data, metrics, models  # Late imports: they import jax; config stays light.
 
-        if self.model not in models.REGISTRY:
-            raise ConfigError(
-                f"--models: unknown model {self.model!r}; choose from {', '.join(models.REGISTRY)}"
-            )
+        model = models.canonical(self.model)
         if self.epochs < 1:
             raise ConfigError(f"--epochs: must be a positive integer, got {self.epochs}")
         if self.batch_size < 1:
@@ -96,7 +94,7 @@ class Config:
             if self.train_examples is not None and self.patch_size is None:
                 self.check_batch_fits(self.train_examples)
             self._validate_patches(models)
-        return self
+        return self if model == self.model else dataclasses.replace(self, model=model)
 
     def _validate_patches(self, models) -> None:
         multiple = models.input_multiple(self.model)
@@ -125,12 +123,15 @@ class Config:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """The (H, W, C) a model is initialized with (its parameters do not depend on H and W)."""
+        """The (H, W, C) a model is initialized with (its parameters do not depend on H and W):
+        the images' size, padded up to the multiple the model needs, as training pads them."""
         from dae import models
 
+        multiple = models.input_multiple(self.model)
         if self.image_size is not None:
-            return (*self.image_size, self.channels)
-        size = self.patch_size or 4 * (models.input_multiple(self.model) or 1)
+            H, W = (size + -size % (multiple or 1) for size in self.image_size)
+            return (H, W, self.channels)
+        size = self.patch_size or 4 * (multiple or 1)
         return (size, size, self.channels)
 
     def check_batch_fits(self, num_train: int) -> None:
@@ -192,7 +193,7 @@ class Config:
                 if not _has_type(value, field.type):
                     raise ConfigError(
                         f"{field.name}: {value!r} is not of type {_type_name(field.type)}")
-            config.validate()
+            config = config.validate()
         except ConfigError as e:
             # validate() names command-line options ("--batch-size: ..."); a file has fields.
             option, colon, problem = str(e).partition(": ")

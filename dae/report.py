@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dae import baselines, data, evaluation
+from dae import baselines, data, evaluation, models
 
 # Tables II and III of the paper.
 PAPER = {
@@ -225,7 +225,7 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict,
         _image_grid(paths[0], [("clean", rows[0][1])], "MNIST validation samples (paper Fig. 4)")
         _image_grid(paths[1], [noisy], "The same samples with noise (paper Fig. 5)")
     for name, denoised in rows[2 : 2 + len(states)]:
-        path = figures_dir / f"denoised_{name}.png"
+        path = figures_dir / f"denoised_{models.run_folder(name)}.png"
         figure = "" if natural else " (paper Figs. 6-7)"
         _image_grid(path, [noisy, ("denoised", denoised)],
                     f"{name}: noisy inputs (top), denoised outputs (bottom){figure}", titles)

@@ -18,14 +18,15 @@ DEFAULT_BASELINE_EXAMPLES = 200
 
 
 def trained_models(workdir: Path) -> list[str]:
-    """Names of the models with a saved config (and so checkpoints) in `workdir`."""
+    """The run folders of the models with a saved config (and so checkpoints) in `workdir`."""
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise CheckpointError(f"--workdir: {workdir} does not exist or is not a directory")
-    names = sorted(p.parent.name for p in workdir.glob(f"*/{checkpoints.CONFIG_FILE}"))
-    if not names:
-        raise CheckpointError(f"--workdir: no trained models in {workdir}")
-    return names
+    folders = checkpoints.run_folders(workdir)
+    if not folders:
+        raise CheckpointError(f"--workdir: no trained models in {workdir}"
+                              f"{checkpoints.seeds_hint(workdir, 'sweep each one,')}")
+    return folders
 
 
 def check_levels(levels: Sequence[float]) -> None:
@@ -50,8 +51,9 @@ def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
     once more, are scored on the first `baseline_examples` images.
     """
     workdir = Path(workdir)
-    names = trained_models(workdir)
-    states = {name: evaluate.load(workdir, name) for name in names}
+    loaded = [evaluate.load(workdir, folder) for folder in trained_models(workdir)]
+    states = {config.model: (config, epoch, state) for config, epoch, state in loaded}
+    names = list(states)
     configs = [config for config, _, _ in states.values()]
     specs = {(c.dataset, c.channels, c.clip_noise) for c in configs}
     if len(specs) > 1:

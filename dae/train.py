@@ -13,6 +13,7 @@ from flax import struct
 from flax.training import train_state
 
 from dae import checkpoints, data, evaluation, metrics, models, noise, rng, xla
+from dae.data import patches
 from dae.config import Config
 from dae.errors import DivergenceError
 
@@ -77,10 +78,15 @@ def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array):
 
     Returns (loss, (outputs, the batch statistics updated by this batch)).
     """
+    # Padded to the multiple the model needs (a deeper U-Net on MNIST's 28x28) and cropped
+    # back, as evaluation does; a no-op for the sizes the models were built for.
+    H, W = noisy.shape[1:3]
     outputs, updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats}, noisy, train=True,
+        {"params": params, "batch_stats": state.batch_stats},
+        patches.pad_to_multiple(noisy, state.input_multiple or 1), train=True,
         mutable=["batch_stats"],
     )
+    outputs = outputs[:, :H, :W]
     loss = metrics.LOSSES[state.loss](outputs, clean).mean()
     return loss, (outputs, updates.get("batch_stats", {}))
 
@@ -155,14 +161,14 @@ def _check_workdir(config: Config, model_dir: Path) -> None:
 
 def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str], None] = print,
         validation: Optional[evaluation.Validation] = None):
-    """Trains config.model in `<workdir>/<model>`, resuming from its latest checkpoint.
+    """Trains config.model in `<workdir>/<its run folder>`, resuming from its latest checkpoint.
 
     Saves a checkpoint every epoch. Returns (results, final state); `validation` is the set from
     evaluation.validation_set, passed in to share it between models.
     """
     config.validate()
     batches = data.TrainBatches(dataset.train, config, log=lambda m: log(f"[{config.model}] {m}"))
-    model_dir = Path(workdir) / config.model
+    model_dir = Path(workdir) / models.run_folder(config.model)
     _check_workdir(config, model_dir)
 
     validation = validation or evaluation.validation_set(config, dataset.test)

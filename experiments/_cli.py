@@ -17,7 +17,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def model_list(text: str) -> list[str]:
-    """--models a,b -> ['a', 'b'] (names are checked against the registry by Config)."""
+    """--models a,b:k=v -> ['a', 'b:k=v'] (specs are checked by Config, with dae.models)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise argparse.ArgumentTypeError("give at least one model name, e.g. dense,conv")

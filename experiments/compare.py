@@ -21,7 +21,9 @@ def parse_args(argv=None):
     p.add_argument("--channels", type=int, default=None,
                    help="1 (grey) or 3 (RGB); default: the dataset's (skimage: 1)")
     p.add_argument("--models", type=_cli.model_list, default=None,
-                   help="comma-separated model names (default: dense,conv on MNIST)")
+                   help="comma-separated models, each NAME or NAME:KEY=VALUE[:KEY=VALUE...] "
+                        "with the module's hyperparameters, e.g. conv,unet:features=12:levels=3 "
+                        "(default: dense,conv on MNIST)")
     p.add_argument("--epochs", type=int, default=None)
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("--noise", default=None,

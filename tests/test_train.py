@@ -110,6 +110,24 @@ def test_a_checkpoint_written_before_ssim_was_measured_still_reports_it(mock_mni
     assert abs(resumed["val_ssim"] - first["val_ssim"]) < 1e-6
 
 
+def test_a_model_spec_trains_in_its_own_folder_and_is_rebuilt_from_it_by_spec_or_folder(
+        mock_mnist, tmp_path):
+    from dae import evaluate
+
+    # Three poolings need multiples of 8: MNIST's 28x28 is padded to 32x32 and cropped back.
+    config = Config(model="unet:levels=3:features=4", epochs=1, batch_size=64).validate()
+    assert config.model == "unet:features=4:levels=3"
+    results, state = train.fit(config, tmp_path, mock_mnist, log=lambda _: None)
+    assert results["model"] == config.model
+    assert models.count_params(state.params) != models.count_params(
+        train.create_train_state(jax.random.key(0), Config(model="unet")).params)
+    assert Config.load(tmp_path / "unet_features=4_levels=3" / "config.json") == config
+    for name in ("unet:levels=3:features=4", "unet_features=4_levels=3"):
+        metrics = evaluate.run(tmp_path, name, dataset=mock_mnist)
+        assert metrics["model"] == config.model
+        assert abs(metrics["val_bce"] - results["val_bce"]) < 1e-6
+
+
 def test_a_workdir_of_another_config_is_refused(mock_mnist, tmp_path):
     from dae.checkpoints import CheckpointError
 
