@@ -42,15 +42,16 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
         baseline_examples: Optional[int] = None) -> dict:
     """Trains each config's model (resuming where checkpoints exist), runs the baselines, reports.
 
-    Baselines (default: baselines.DEFAULT_NAMES on MNIST, NATURAL_NAMES on photographs; ["all"]:
-    all) and models are compared on the first `baseline_examples` validation images (default:
-    1,000, or all of them if there are fewer).
+    `configs` are checked (Config.validate, check_training_set), and so are `baseline_names`
+    (baselines.resolve_names; default: DEFAULT_NAMES on MNIST, NATURAL_NAMES on photographs).
+    Baselines and models are compared on the first `baseline_examples` validation images
+    (default: 1,000, or all of them if there are fewer).
     """
     workdir = Path(workdir)
     start = time.perf_counter()
     natural = data.is_natural(configs[0].dataset)
-    baseline_names = baselines.resolve_names(
-        baseline_names, baselines.NATURAL_NAMES if natural else baselines.DEFAULT_NAMES)
+    if baseline_names is None:
+        baseline_names = baselines.NATURAL_NAMES if natural else baselines.DEFAULT_NAMES
     if dataset is None:
         log(f"loading {configs[0].dataset} from {data.resolve_data_dir(data_dir)}"
             if not natural else f"loading {configs[0].dataset}")
@@ -59,7 +60,7 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
     validation = evaluation.validation_set(configs[0], dataset.test)
     subset_size = (min(baselines.DEFAULT_EXAMPLES, len(validation)) if baseline_examples is None
                    else baseline_examples)
-    baselines.check_examples(subset_size, len(validation))  # Before training, not after.
+    baselines.check_examples_fit(subset_size, len(validation))  # Before training, not after.
     results, states = {}, {}
     # One run per workdir: two would write over each other's checkpoints and results.
     with lock.exclusive(workdir):

@@ -91,12 +91,16 @@ class Config:
         if self.patch_size is not None and self.patch_size < 1:
             raise ConfigError(f"--patch-size: must be a positive integer, got {self.patch_size}")
         if data_known:
-            if self.train_examples is not None and self.patch_size is None:
-                self.check_batch_fits(self.train_examples)
-            self._validate_patches(models)
+            self.validate_data()
         return self if model == self.model else dataclasses.replace(self, model=model)
 
-    def _validate_patches(self, models) -> None:
+    def validate_data(self) -> None:
+        """The checks that need the dataset's image size (the config's image_size, from the
+        data); ConfigError naming the first bad option."""
+        from dae import models
+
+        if self.train_examples is not None and self.patch_size is None:
+            self.check_batch_fits(self.train_examples)
         multiple = models.input_multiple(self.model)
         if multiple is None and (self.patch_size is not None or self.image_size is None):
             why = (f"{self.dataset} has images of several sizes" if self.image_size is None
@@ -133,6 +137,12 @@ class Config:
             return (H, W, self.channels)
         size = self.patch_size or 4 * (multiple or 1)
         return (size, size, self.channels)
+
+    def check_training_set(self, num_train: int) -> None:
+        """Once the data is loaded: a batch of whole images must fit in the `num_train` training
+        images (validate_data checked --train-examples where it asks for no more than those)."""
+        if self.patch_size is None and (self.train_examples or num_train) >= num_train:
+            self.check_batch_fits(num_train)
 
     def check_batch_fits(self, num_train: int) -> None:
         """A batch must fit in the training set (the last partial batch of an epoch is dropped)."""

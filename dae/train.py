@@ -163,10 +163,10 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
         validation: Optional[evaluation.Validation] = None):
     """Trains config.model in `<workdir>/<its run folder>`, resuming from its latest checkpoint.
 
-    Saves a checkpoint every epoch. Returns (results, final state); `validation` is the set from
+    `config` is a checked one (Config.validate, check_training_set). Saves a checkpoint every
+    epoch. Returns (results, final state); `validation` is the set from
     evaluation.validation_set, passed in to share it between models.
     """
-    config.validate()
     batches = data.TrainBatches(dataset.train, config, log=lambda m: log(f"[{config.model}] {m}"))
     model_dir = Path(workdir) / models.run_folder(config.model)
     _check_workdir(config, model_dir)

@@ -87,37 +87,41 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     import dataclasses
 
-    from dae import baselines, compare, data  # Import jax and flax: only once the arguments parse.
+    from dae import baselines, compare, data, noise  # Import jax and flax: only once they parse.
     from dae.config import Config, dataset_defaults
-    from dae.errors import ConfigError
 
     if args.noise_std is not None:
-        if not 0 <= args.noise_std < float("inf"):
-            raise ConfigError(f"--noise-std: must be a finite number >= 0, got {args.noise_std}")
-        args.noise = f"gaussian:{args.noise_std:g}"
+        args.noise = str(noise.parse(f"gaussian:{args.noise_std:g}", option="--noise-std"))
     dataset_spec = data.canonical(args.dataset)
     given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
 
-    def configs_for(image_size, channels, data_known):
+    def configs_for(image_size, channels, models=None):
         defaults = dataset_defaults(dataset_spec, image_size, channels)
-        models = args.models or defaults.pop("models")
-        defaults.pop("models", None)
-        base = Config(**{**defaults, **given})
-        return [dataclasses.replace(base, model=m).validate(data_known) for m in models]
+        models = models or args.models or defaults["models"]
+        base = Config(**{**{k: v for k, v in defaults.items() if k != "models"}, **given})
+        return [dataclasses.replace(base, model=m) for m in models]
 
-    # Every option is checked before the data loads (seconds to minutes); what needs the data
-    # (image sizes, the training set's size) right after.
+    # Every option is checked once, before the data loads (seconds to minutes): on MNIST, whose
+    # image size is known, all but the training set's size; elsewhere, what needs the images
+    # (their sizes) right after.
     mnist = dataset_spec == data.MNIST
-    configs_for((28, 28) if mnist else None, args.channels or 1, data_known=mnist)
-    baselines.resolve_names(args.baselines)
+    configs = [c.validate(data_known=mnist)
+               for c in configs_for((28, 28) if mnist else None, args.channels or 1)]
+    baseline_names = (None if args.baselines is None
+                      else baselines.resolve_names(args.baselines))
     if args.baseline_examples is not None:
         baselines.check_examples(args.baseline_examples)  # The upper bound needs the data.
     print(f"loading {dataset_spec}" + (f" from {data.resolve_data_dir(args.data_dir)}"
                                        if dataset_spec.split(":")[0] in ("mnist", "tfds") else ""))
     dataset = data.load(dataset_spec, args.data_dir, args.download, args.channels, warn=print)
-    configs = configs_for(dataset.image_size, dataset.channels, data_known=True)
+    if not mnist:  # The photographs' defaults depend on their sizes (small ones train whole).
+        configs = configs_for(dataset.image_size, dataset.channels, [c.model for c in configs])
+        for config in configs:
+            config.validate_data()
+    for config in configs:
+        config.check_training_set(len(dataset.train))
     workdir = args.workdir or Path("checkpoints") / compare.run_name(configs[0])
-    compare.run(configs, workdir, dataset=dataset, baseline_names=args.baselines,
+    compare.run(configs, workdir, dataset=dataset, baseline_names=baseline_names,
                 baseline_examples=args.baseline_examples)
 
 

@@ -32,15 +32,15 @@ def run_parser_error(main, argv, capsys):
 
 @pytest.mark.parametrize("argv, needles", [
     (["--models", "dense,resnet"], ["--models", "unknown model 'resnet'", "dense, conv"]),
-    (["--noise-std", "-0.1"], ["--noise-std", "-0.1"]),
-    (["--noise-std", "nan"], ["--noise-std"]),
+    (["--noise-std", "-0.1"], ["--noise-std", "gaussian level -0.1 is out of range"]),
+    (["--noise-std", "nan"], ["--noise-std", "out of range"]),
     (["--epochs", "0"], ["--epochs", "positive"]),
     (["--epochs", "-3"], ["--epochs", "positive"]),
     (["--batch-size", "0"], ["--batch-size", "positive"]),
     (["--batch-size", "-8"], ["--batch-size", "positive"]),
     (["--train-examples", "100"], ["--batch-size", "128 is larger than the training set (100"]),
     (["--learning-rate", "0"], ["--learning-rate"]),
-    (["--noise", "gaussian:-1"], ["--noise", "bad level"]),
+    (["--noise", "gaussian:-1"], ["--noise", "gaussian level -1 is out of range"]),
     (["--noise", "blur:3"], ["--noise", "bad noise spec 'blur:3'"]),
     (["--noise", "salt_pepper:2"], ["--noise", "out of range"]),
     (["--baselines", "noisy,wiener"], ["--baselines", "unknown baseline 'wiener'", "bm3d, or all or none"]),
