@@ -1,5 +1,6 @@
 """Training: create_train_state, a jitted donated train_step, and fit()."""
 
+import contextlib
 import functools
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from dae import checkpoints, data, evaluation, metrics, models, noise, rng, xla
+from dae import checkpoints, data, evaluation, metrics, models, noise, rng, tensorboard, xla
 from dae.data import patches
 from dae.config import Config
 from dae.errors import DivergenceError
@@ -176,7 +177,7 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
     train_key, val_key = f"train_{config.loss}", f"val_{config.loss}"
     digits = 4 if config.loss == "bce" else 6
     history: list[dict] = []
-    with checkpoints.open_manager(model_dir) as manager:
+    with checkpoints.open_manager(model_dir) as manager, contextlib.ExitStack() as stack:
         # A run that already went past config.epochs is read back at config.epochs; damaged
         # checkpoints are passed over (one warning line) and trained again.
         last_epoch, state, history = checkpoints.restore_latest(
@@ -186,6 +187,8 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
             log(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
         step_fn = make_train_step(config)
         noise_key = rng.stream(config.seed, rng.NOISE)
+        rate = learning_rate(config, batches.steps_per_epoch)
+        board = stack.enter_context(tensorboard.Writer(model_dir, validation, config.loss))
         for epoch in range(last_epoch + 1, config.epochs + 1):
             start = time.perf_counter()
             loss_sum = jnp.zeros((), jnp.float32)
@@ -204,6 +207,9 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
             record["seconds"] = time.perf_counter() - start
             history.append(record)
             checkpoints.save(manager, epoch, state, history)
+            # The rate of the epoch's last step.
+            board.epoch(epoch, record, float(rate(state.step - 1)) if callable(rate) else rate,
+                        state)
             log(f"[{config.model}] epoch {epoch}/{config.epochs} - {record['seconds']:.1f}s - "
                 f"loss: {record[train_key]:.{digits}f} - val_loss: {record[val_key]:.{digits}f} - "
                 f"val_psnr: {record['val_psnr']:.2f} dB - val_ssim: {record['val_ssim']:.4f}")
