@@ -53,10 +53,12 @@ def test_the_run_records_the_natural_protocol_beside_its_checkpoints(rgb_run):
     assert config.dataset == f"folder:{(rgb_run / 'photos').resolve()}"
     assert (config.channels, config.image_size, config.patch_size) == (3, None, 16)
     assert (config.noise, config.clip_noise, config.loss) == ("gaussian:25/255", False, "mse")
-    assert config.lr_schedule == "cosine"
+    assert (config.lr_schedule, config.self_ensemble) == ("cosine", True)
     results = json.loads((rgb_run / "run" / "results.json").read_text())
     subset = results["subset"]
-    assert list(subset["rows"]) == ["unet", "dncnn", "noisy", "median", "nlm", "bm3d"]
+    # Photographs are judged with the geometric self-ensemble; the single pass is reported beside it.
+    assert list(subset["rows"]) == ["unet", "unet (one pass)", "dncnn", "dncnn (one pass)",
+                                    "noisy", "median", "nlm", "bm3d"]
     assert subset["examples"] == 1  # a tenth of 10 photographs is the validation split
     (validation_image,) = subset["rows"]["unet"]["per_image"]
     assert validation_image in {f"p{i}.png" for i in range(10)}
