@@ -24,6 +24,18 @@ def model_list(text: str) -> list[str]:
     return names
 
 
+def seed_list(text: str) -> list[int]:
+    """--seeds 0,1,2 -> [0, 1, 2]: two or more distinct integers."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"give two or more distinct seeds, e.g. 0,1,2 (one seed: "
+                                         f"--seed), got {text!r}")
+    return seeds
+
+
 def baseline_list(text: str) -> list[str]:
     """--baselines a,b -> ['a', 'b'], 'none' -> [] (names are checked against the registry later)."""
     if text.strip() == "none":

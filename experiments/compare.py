@@ -58,7 +58,11 @@ def parse_args(argv=None):
                                "(8x the inference; default on photographs)")
     ensemble.add_argument("--no-self-ensemble", dest="self_ensemble", action="store_false",
                           help="one forward pass (default on MNIST, as the paper)")
-    p.add_argument("--seed", type=int, default=None)
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=None, help="(default: 0)")
+    seeds.add_argument("--seeds", type=_cli.seed_list, default=None,
+                       help="train and compare every model once per seed, e.g. 0,1,2: each seed "
+                            "in WORKDIR/seed<S>, and the mean and std over them in WORKDIR")
     p.add_argument("--train-examples", type=int, default=None,
                    help="train on the first N training examples only")
     p.add_argument("--baselines", type=_cli.baseline_list, default=None,
@@ -120,9 +124,9 @@ def main(argv=None) -> None:
             config.validate_data()
     for config in configs:
         config.check_training_set(len(dataset.train))
-    workdir = args.workdir or Path("checkpoints") / compare.run_name(configs[0])
+    workdir = args.workdir or Path("checkpoints") / compare.run_name(configs[0], args.seeds)
     compare.run(configs, workdir, dataset=dataset, baseline_names=baseline_names,
-                baseline_examples=args.baseline_examples)
+                baseline_examples=args.baseline_examples, seeds=args.seeds)
 
 
 if __name__ == "__main__":

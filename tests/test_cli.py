@@ -80,6 +80,10 @@ def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, 
     (["--noise", "gaussian:0.1", "--noise-std", "0.2"], ["--noise-std", "not allowed with"]),
     (["--baselines", ","], ["--baselines", "noisy,median, or none"]),
     (["--baseline-examples", "many"], ["--baseline-examples", "invalid int value: 'many'"]),
+    (["--seeds", "0,x"], ["--seeds", "comma-separated integers", "'0,x'"]),
+    (["--seeds", "3"], ["--seeds", "two or more distinct seeds", "--seed"]),
+    (["--seeds", "1,1"], ["--seeds", "two or more distinct seeds"]),
+    (["--seed", "1", "--seeds", "0,1"], ["--seeds", "not allowed with argument --seed"]),
 ])
 def test_compare_rejects_malformed_arguments(argv, needles, capsys):
     code, err = run_parser_error(compare.main, argv, capsys)

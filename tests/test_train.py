@@ -162,6 +162,45 @@ def test_whole_tiny_comparison_under_mock_data_writes_every_output(mock_mnist, t
     assert all((tmp_path / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
 
 
+def test_a_comparison_of_several_seeds_runs_each_seed_and_reports_mean_and_std(mock_mnist,
+                                                                               tmp_path):
+    from dae import evaluate
+
+    configs = [Config(model=m, **TINY) for m in ("dense", "conv")]
+    summary = compare.run(configs, tmp_path, dataset=mock_mnist, log=lambda _: None,
+                          baseline_names=["noisy"], baseline_examples=8, seeds=[0, 1])
+    per_seed = {s: json.loads((tmp_path / f"seed{s}" / "results.json").read_text())
+                for s in (0, 1)}
+    # Each seed is a whole run of that seed: its own config, checkpoints and report.
+    for s in (0, 1):
+        assert Config.load(tmp_path / f"seed{s}" / "conv" / "config.json").seed == s
+        assert per_seed[s]["config"]["seed"] == s
+    seed1 = compare.run([Config(model="conv", seed=1, **TINY)], tmp_path / "alone",
+                        dataset=mock_mnist, log=lambda _: None, baseline_names=[])
+    assert seed1["conv"]["val_bce"] == per_seed[1]["models"]["conv"]["val_bce"]
+    assert per_seed[0]["models"]["conv"]["val_bce"] != per_seed[1]["models"]["conv"]["val_bce"]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["seeds"] == [0, 1] and "seed" not in results["config"]
+    for name in ("dense", "conv"):
+        model = results["models"][name]
+        for key in ("val_bce", "val_psnr", "val_ssim"):
+            values = [per_seed[s]["models"][name][key] for s in (0, 1)]
+            assert model["seeds"]["1"][key] == values[1]
+            assert model["mean"][key] == pytest.approx(np.mean(values), rel=1e-12)
+            assert model["std"][key] == pytest.approx(np.std(values, ddof=1), rel=1e-12)
+        assert summary[name]["mean"] == model["mean"]
+    noisy = results["subset"]["rows"]["noisy"]
+    assert noisy["mean"]["psnr"] == pytest.approx(
+        np.mean([per_seed[s]["subset"]["rows"]["noisy"]["psnr"] for s in (0, 1)]), rel=1e-12)
+    table = (tmp_path / "results.md").read_text()
+    assert "seeds 0, 1" in table and "| `conv` | mean ± std | 28,353 |" in table
+    # A seed's run is found in its folder; the workdir of several seeds says where to look.
+    metrics = evaluate.run(tmp_path / "seed1", "conv", dataset=mock_mnist)
+    assert abs(metrics["val_bce"] - per_seed[1]["models"]["conv"]["val_bce"]) < 1e-6
+    with pytest.raises(Exception, match="a run of several seeds"):
+        evaluate.run(tmp_path, "conv", dataset=mock_mnist)
+
+
 def test_evaluation_does_not_depend_on_the_batch_split(mock_mnist, monkeypatch):
     config = Config(model="conv")
     state = train.create_train_state(jax.random.key(0), config)
