@@ -133,11 +133,15 @@ def check_names(names: Sequence[str]) -> None:
                               f"{', '.join(REGISTRY)}, or {ALL} or {NONE}")
 
 
-def check_examples(num_examples: int, available: Optional[int] = None) -> None:
-    """Raises ConfigError unless 1 <= num_examples <= available (the validation set's size)."""
+def check_examples(num_examples: int) -> None:
+    """Raises ConfigError unless num_examples >= 1 (checked before the data is loaded)."""
     if num_examples < 1:
         raise ConfigError(f"--baseline-examples: must be a positive integer, got {num_examples}")
-    if available is not None and num_examples > available:
+
+
+def check_examples_fit(num_examples: int, available: int) -> None:
+    """Raises ConfigError unless num_examples <= available (the validation set's size)."""
+    if num_examples > available:
         raise ConfigError(f"--baseline-examples: {num_examples} is more than the {available} "
                           f"validation images; use at most {available}")
 
@@ -153,10 +157,9 @@ def denoise(name: str, noisy_images: Sequence[np.ndarray], sigma: Optional[float
 def evaluate_baselines(validation: evaluation.Validation, names: Sequence[str],
                        sigma: Optional[float] = None, photos: bool = False,
                        outputs: Optional[dict] = None, keep: int = 0) -> dict[str, dict]:
-    """Each baseline on every image of `validation`: mean PSNR, SSIM, ms per image, and per image
-    PSNR and SSIM where the images have names. The first `keep` outputs of each baseline go in
-    `outputs[name]` (for figures)."""
-    check_names(names)
+    """Each baseline of `names` (checked: resolve_names) on every image of `validation`: mean
+    PSNR, SSIM, ms per image, and per image PSNR and SSIM where the images have names. The first
+    `keep` outputs of each baseline go in `outputs[name]` (for figures)."""
     noisy, clean = validation.images("noisy"), validation.images("clean")
     rows = {}
     for name in names:

@@ -22,7 +22,7 @@ import orbax.checkpoint as ocp
 
 from dae import interrupts
 from dae.config import Config
-from dae.errors import CheckpointError, DamagedCheckpointError
+from dae.errors import CheckpointError, ConfigError, DamagedCheckpointError
 
 CONFIG_FILE = "config.json"
 
@@ -160,20 +160,47 @@ def restore_latest(manager: ocp.CheckpointManager, state_template, model: str = 
     return epoch, state, history
 
 
+def run_folders(workdir: Path) -> list[str]:
+    """The folders of `workdir` that hold a run (a config.json), sorted."""
+    return sorted(p.parent.name for p in Path(workdir).glob(f"*/{CONFIG_FILE}"))
+
+
+def seed_folder(seed: int) -> str:
+    """Where a comparison of several seeds keeps the runs of one: `<workdir>/seed<seed>`."""
+    return f"seed{seed}"
+
+
+def seeds_hint(workdir: Path, what: str = "give") -> str:
+    """' (a run of several seeds: give --workdir DIR/seed0, ...)' for a workdir of several seeds,
+    whose runs are one level down; else ''."""
+    seeds = sorted(p for p in Path(workdir).glob(seed_folder("*")) if run_folders(p))
+    return f" (a run of several seeds: {what} --workdir {seeds[0]}, ...)" if seeds else ""
+
+
 def load_config(workdir: Path, model: str) -> Config:
-    """The config saved beside `<workdir>/<model>`'s checkpoints; says which model they hold."""
+    """The config saved beside the checkpoints of `model` in `workdir`; says which model they
+    hold. `model` is a model spec (dae.models) or the name of its run folder."""
+    from dae import models  # Imports flax: only when a run is looked up.
+
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise CheckpointError(f"--workdir: {workdir} does not exist or is not a directory")
-    path = workdir / model / CONFIG_FILE
-    if not path.is_file():
-        found = sorted(p.parent.name for p in workdir.glob(f"*/{CONFIG_FILE}"))
-        raise CheckpointError(
-            f"--model: no run of {model!r} in {workdir} (no {path}); "
-            f"runs there: {', '.join(found) or 'none'}"
-        )
+    folder = model
+    if not (workdir / folder / CONFIG_FILE).is_file():
+        try:
+            folder = models.run_folder(model)
+        except ConfigError as e:
+            why = f"no folder {model!r} there, and {str(e).partition(': ')[2]}"
+        else:
+            why = f"no {workdir / folder / CONFIG_FILE}"
+        path = workdir / folder / CONFIG_FILE
+        if not path.is_file():
+            raise CheckpointError(
+                f"--model: no run of {model!r} in {workdir} ({why}); runs there: "
+                f"{', '.join(run_folders(workdir)) or 'none'}{seeds_hint(workdir)}")
+    path = workdir / folder / CONFIG_FILE
     config = Config.load(path)
-    if config.model != model:
+    if models.run_folder(config.model) != folder:
         raise CheckpointError(
             f"--model: {path.parent} holds a checkpoint of model {config.model!r}, not {model!r}"
         )

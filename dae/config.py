@@ -38,6 +38,10 @@ class Config:
     clip_noise: bool = True  # clip noisy images to [0, 1] (the paper's T(x)); not for photographs
     lr_schedule: str = "constant"  # constant, cosine (to 0 at the last step), warmup_cosine
     warmup_epochs: int = 0  # warmup_cosine: epochs of linear warmup from 0
+    # > 0: AdamW (optax.adamw, decoupled: each step also takes learning rate x this x w off
+    # every parameter); 0: the paper's Adam.
+    weight_decay: float = 0.0
+    grad_clip: Optional[float] = None  # clip the gradients' global norm to this; None or 0: off
     # Denoise (validation, evaluate, sweep, denoise) with the mean over the 8 flips and rotations
     # of the input; training is unchanged. The paper's models do not.
     self_ensemble: bool = False
@@ -47,17 +51,15 @@ class Config:
             object.__setattr__(self, "image_size", tuple(self.image_size))
 
     def validate(self, data_known: bool = True) -> "Config":
-        """Raises ConfigError naming the first bad field; returns self for chaining.
+        """Raises ConfigError naming the first bad field; returns the config, its model spec in
+        canonical form (dae.models.canonical).
 
         With `data_known=False` (options checked before the data is loaded) the checks that need
         the dataset's image size and training-set size are left for later.
         """
         from dae import data, metrics, models  # Late imports: they import jax; config stays light.
 
-        if self.model not in models.REGISTRY:
-            raise ConfigError(
-                f"--models: unknown model {self.model!r}; choose from {', '.join(models.REGISTRY)}"
-            )
+        model = models.canonical(self.model)
         if self.epochs < 1:
             raise ConfigError(f"--epochs: must be a positive integer, got {self.epochs}")
         if self.batch_size < 1:
@@ -78,17 +80,27 @@ class Config:
                 self.lr_schedule == "warmup_cosine" and self.warmup_epochs < 1):
             raise ConfigError(f"--warmup-epochs: must be at least 1 (with warmup_cosine) and less "
                               f"than --epochs ({self.epochs}), got {self.warmup_epochs}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ConfigError(f"--weight-decay: must be a finite number >= 0 (0: Adam, > 0: "
+                              f"AdamW), got {self.weight_decay}")
+        if self.grad_clip is not None and not 0 <= self.grad_clip < math.inf:
+            raise ConfigError(f"--grad-clip: must be a finite global norm > 0 (0: no clipping), "
+                              f"got {self.grad_clip}")
         if self.train_examples is not None and self.train_examples < 1:
             raise ConfigError(f"--train-examples: must be a positive integer, got {self.train_examples}")
         if self.patch_size is not None and self.patch_size < 1:
             raise ConfigError(f"--patch-size: must be a positive integer, got {self.patch_size}")
         if data_known:
-            if self.train_examples is not None and self.patch_size is None:
-                self.check_batch_fits(self.train_examples)
-            self._validate_patches(models)
-        return self
+            self.validate_data()
+        return self if model == self.model else dataclasses.replace(self, model=model)
 
-    def _validate_patches(self, models) -> None:
+    def validate_data(self) -> None:
+        """The checks that need the dataset's image size (the config's image_size, from the
+        data); ConfigError naming the first bad option."""
+        from dae import models
+
+        if self.train_examples is not None and self.patch_size is None:
+            self.check_batch_fits(self.train_examples)
         multiple = models.input_multiple(self.model)
         if multiple is None and (self.patch_size is not None or self.image_size is None):
             why = (f"{self.dataset} has images of several sizes" if self.image_size is None
@@ -115,13 +127,22 @@ class Config:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """The (H, W, C) a model is initialized with (its parameters do not depend on H and W)."""
+        """The (H, W, C) a model is initialized with (its parameters do not depend on H and W):
+        the images' size, padded up to the multiple the model needs, as training pads them."""
         from dae import models
 
+        multiple = models.input_multiple(self.model)
         if self.image_size is not None:
-            return (*self.image_size, self.channels)
-        size = self.patch_size or 4 * (models.input_multiple(self.model) or 1)
+            H, W = (size + -size % (multiple or 1) for size in self.image_size)
+            return (H, W, self.channels)
+        size = self.patch_size or 4 * (multiple or 1)
         return (size, size, self.channels)
+
+    def check_training_set(self, num_train: int) -> None:
+        """Once the data is loaded: a batch of whole images must fit in the `num_train` training
+        images (validate_data checked --train-examples where it asks for no more than those)."""
+        if self.patch_size is None and (self.train_examples or num_train) >= num_train:
+            self.check_batch_fits(num_train)
 
     def check_batch_fits(self, num_train: int) -> None:
         """A batch must fit in the training set (the last partial batch of an epoch is dropped)."""
@@ -182,7 +203,7 @@ class Config:
                 if not _has_type(value, field.type):
                     raise ConfigError(
                         f"{field.name}: {value!r} is not of type {_type_name(field.type)}")
-            config.validate()
+            config = config.validate()
         except ConfigError as e:
             # validate() names command-line options ("--batch-size: ..."); a file has fields.
             option, colon, problem = str(e).partition(": ")

@@ -14,13 +14,14 @@ def _warn(message: str) -> None:
 
 def load(workdir: Path, model: str, epoch: Optional[int] = None,
          warn: Callable[[str], None] = _warn):
-    """(config, epoch, train state) of `<workdir>/<model>` at `epoch` (default: the latest).
+    """(config, epoch, train state) of `model` (a spec, or its run folder) in `workdir`, at
+    `epoch` (default: the latest).
 
     The latest, if damaged, gives way to the newest readable epoch (one line to `warn`); an epoch
     asked for by number is that one or a one-line error.
     """
     config = checkpoints.load_config(workdir, model)
-    model_dir = Path(workdir) / model
+    model_dir = Path(workdir) / models.run_folder(config.model)
     with checkpoints.open_manager(model_dir, create=False) as manager:
         checkpoints.pick_epoch(manager, epoch)  # One-line errors: none saved, or not `epoch`.
         template = train.create_train_state(rng.stream(config.seed, rng.INIT), config)

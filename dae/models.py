@@ -5,20 +5,35 @@ With the paper's BCE loss the outputs are logits (`sigmoid(logits)` is the denoi
 Residual models take their predicted noise off the input in the same space, which their `logits`
 field says. Adding an architecture is one module plus one line in REGISTRY; every experiment then
 accepts its name in `--models`.
+
+A model spec is a registered name with hyperparameters changed, `NAME[:KEY=VALUE...]` (e.g.
+`unet:features=12:levels=3`): the keys are the module's dataclass fields. `parse` checks a spec
+and `canonical` writes it one way (keys in field order, those at their defaults left out), which
+is what a run's config.json records and its results are named by; `run_folder` names its folder.
 """
 
 import dataclasses
-from typing import ClassVar, Optional
+import math
+import re
+import typing
+from typing import Any, ClassVar, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from dae import layers
+from dae.errors import ConfigError
+
+# Keras's default kernel initializer (Dense, Conv2D, Conv2DTranspose), with its zero biases: the
+# paper's models were trained with these. Flax's default (lecun_normal) left the dense model at
+# val BCE 0.114 where Keras reaches 0.100. The other models keep flax's defaults.
+KERAS_KERNEL_INIT = nn.initializers.glorot_uniform()
 
 
 class DenseAE(nn.Module):
-    """The paper's fully connected autoencoder: 784 -> 64 (relu) -> 784 (101,200 parameters)."""
+    """The paper's fully connected autoencoder: 784 -> 64 (relu) -> 784 (101,200 parameters),
+    initialized as Keras would."""
 
     latent: int = 64
     # Its Dense layers fix the image size: only IMAGE_SHAPE (see input_multiple()).
@@ -27,12 +42,14 @@ class DenseAE(nn.Module):
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         B, H, W, C = x_BHWC.shape
-        h = nn.relu(nn.Dense(self.latent)(x_BHWC.reshape(B, H * W * C)))
-        return nn.Dense(H * W * C)(h).reshape(B, H, W, C)
+        dense = lambda features: nn.Dense(features, kernel_init=KERAS_KERNEL_INIT)
+        h = nn.relu(dense(self.latent)(x_BHWC.reshape(B, H * W * C)))
+        return dense(H * W * C)(h).reshape(B, H, W, C)
 
 
 class ConvAE(nn.Module):
-    """The paper's convolutional autoencoder: latent 7x7x32, 28,353 parameters."""
+    """The paper's convolutional autoencoder: latent 7x7x32, 28,353 parameters, initialized as
+    Keras would."""
 
     features: int = 32
     # Fully convolutional, so any size; two 2x2 pools need height and width divisible by 4.
@@ -40,11 +57,13 @@ class ConvAE(nn.Module):
 
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        conv = lambda features: nn.Conv(features, (3, 3), padding="SAME")
+        conv = lambda features: nn.Conv(features, (3, 3), padding="SAME",
+                                        kernel_init=KERAS_KERNEL_INIT)
         h = layers.max_pool_2x2(nn.relu(conv(self.features)(x_BHWC)))  # 14x14
         h = layers.max_pool_2x2(nn.relu(conv(self.features)(h)))  # 7x7: the latent
         # Named like nn.ConvTranspose, so parameters (and their init) match the stock flax model.
-        convT = lambda i: layers.ConvTranspose3x3s2(self.features, name=f"ConvTranspose_{i}")
+        convT = lambda i: layers.ConvTranspose3x3s2(self.features, kernel_init=KERAS_KERNEL_INIT,
+                                                    name=f"ConvTranspose_{i}")
         h = nn.relu(convT(0)(h))  # 14x14
         h = nn.relu(convT(1)(h))  # 28x28
         return conv(x_BHWC.shape[-1])(h)
@@ -60,6 +79,11 @@ def residual_base(x_BHWC: jnp.ndarray, logits: bool) -> jnp.ndarray:
     return logit(x_BHWC) if logits else x_BHWC
 
 
+def at_least(minimum: int, default: int):
+    """A hyperparameter field whose smallest meaningful value is not 1 (see `parse`)."""
+    return dataclasses.field(default=default, metadata={"minimum": minimum})
+
+
 class DnCNN(nn.Module):
     """A DnCNN-style residual denoiser (Zhang et al., 2017): the network predicts the noise.
 
@@ -67,7 +91,7 @@ class DnCNN(nn.Module):
     noise is taken off the noisy image in the outputs' space (logits with BCE, else pixels).
     """
 
-    depth: int = 6
+    depth: int = at_least(2, default=6)  # the first and last layers
     features: int = 16
     logits: bool = True
     # Fully convolutional at one resolution: any size.
@@ -87,7 +111,7 @@ class DnCNNS(DnCNN):
     """The published DnCNN-S (Zhang et al., 2017): 17 layers of 64 channels (556,097 parameters
     for grey images)."""
 
-    depth: int = 17
+    depth: int = at_least(2, default=17)
     features: int = 64
 
 
@@ -150,21 +174,117 @@ REGISTRY: dict[str, type[nn.Module]] = {
 
 IMAGE_SHAPE = (28, 28, 1)  # MNIST's
 
+# Module fields that are not hyperparameters: flax's own, and `logits`, which the loss sets.
+_NOT_HYPERPARAMETERS = ("parent", "name", "logits")
 
-def get(name: str, logits: bool = True) -> nn.Module:
-    """The model registered under `name` (Config.validate has already checked the name).
+
+class Hyperparameter(NamedTuple):
+    type: type  # int, bool or float
+    default: Any
+    minimum: Optional[int]  # of an int: the smallest value that makes sense (a count: 1)
+
+
+def hyperparameters(name: str) -> dict[str, Hyperparameter]:
+    """Registered model `name`'s hyperparameters, in field order: its module's dataclass fields."""
+    module = REGISTRY[name]
+    types = typing.get_type_hints(module)
+    return {f.name: Hyperparameter(types[f.name], f.default,
+                                   f.metadata.get("minimum", 1) if types[f.name] is int else None)
+            for f in dataclasses.fields(module) if f.name not in _NOT_HYPERPARAMETERS}
+
+
+class Spec(NamedTuple):
+    """A parsed model spec: a registered name and the hyperparameters that differ from its
+    defaults, in field order."""
+
+    name: str
+    changes: tuple[tuple[str, Any], ...] = ()
+
+    def __str__(self) -> str:
+        return self.name + "".join(f":{key}={_text(value)}" for key, value in self.changes)
+
+
+def _text(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def _allowed(name: str) -> str:
+    """'features (int, default 8), levels (...)': what model `name`'s spec may set."""
+    return ", ".join(f"{key} ({h.type.__name__}, default {_text(h.default)})"
+                     for key, h in hyperparameters(name).items()) or "nothing"
+
+
+def _value(text: str, h: Hyperparameter):
+    """A spec's value as its hyperparameter's type; ValueError if it is not one."""
+    if h.type is bool:
+        if text not in ("true", "false"):
+            raise ValueError("true or false")
+        return text == "true"
+    if h.type is int:
+        if not re.fullmatch(r"[+-]?\d+", text) or int(text) < h.minimum:
+            raise ValueError(f"an integer >= {h.minimum}")
+        return int(text)
+    try:
+        value = h.type(text)
+    except ValueError:
+        raise ValueError(f"a {h.type.__name__}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a finite number")
+    return value
+
+
+def parse(spec: str, option: str = "--models") -> Spec:
+    """'unet:features=12:levels=3' -> Spec; a one-line ConfigError (naming `option`, saying what
+    is allowed) for an unknown name or key, or a bad value."""
+    name, *pairs = str(spec).strip().split(":")
+    if name not in REGISTRY:
+        raise ConfigError(f"{option}: unknown model {name!r}; choose from {', '.join(REGISTRY)} "
+                          f"(NAME or NAME:KEY=VALUE[:KEY=VALUE...], e.g. unet:features=12)")
+    allowed = hyperparameters(name)
+    given = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        key, text = key.strip(), text.strip()
+        if not equals or key not in allowed or key in given:
+            why = (f"{key} is given twice" if key in given else f"{name} has no {key!r}"
+                   if equals else f"expected KEY=VALUE, not {pair!r}")
+            raise ConfigError(f"{option}: {spec!r}: {why}; {name} takes {_allowed(name)}")
+        try:
+            given[key] = _value(text, allowed[key])
+        except ValueError as e:
+            raise ConfigError(f"{option}: {spec!r}: {key} must be {e}, not {text!r}; {name} "
+                              f"takes {_allowed(name)}") from None
+    return Spec(name, tuple((key, given[key]) for key, h in allowed.items()
+                            if key in given and given[key] != h.default))
+
+
+def canonical(spec: str, option: str = "--models") -> str:
+    """The spec as runs record it: 'unet:levels=3:features=8' -> 'unet:levels=3'."""
+    return str(parse(spec, option))
+
+
+def run_folder(spec: str) -> str:
+    """The folder of a model's run in a workdir, a file name on any system: 'conv' -> 'conv',
+    'unet:features=12:levels=3' -> 'unet_features=12_levels=3'."""
+    parsed = parse(spec)
+    return parsed.name + "".join(f"_{key}={_text(value)}" for key, value in parsed.changes)
+
+
+def get(spec: str, logits: bool = True) -> nn.Module:
+    """The model of `spec` (a registered name, or one with hyperparameters changed).
 
     `logits`: whether its outputs are logits (BCE) or pixels; only residual models need told.
     """
-    module = REGISTRY[name]
+    parsed = parse(spec)
+    module = REGISTRY[parsed.name]
     takes_logits = "logits" in {f.name for f in dataclasses.fields(module)}
-    return module(logits=logits) if takes_logits else module()
+    return module(**dict(parsed.changes), **({"logits": logits} if takes_logits else {}))
 
 
-def input_multiple(name: str) -> Optional[int]:
-    """What height and width model `name` accepts must be multiples of; None: only the one size
+def input_multiple(spec: str) -> Optional[int]:
+    """What height and width model `spec` accepts must be multiples of; None: only the one size
     it was built for (the dense model)."""
-    return getattr(get(name), "input_multiple", None)
+    return getattr(get(spec), "input_multiple", None)
 
 
 def count_params(params) -> int:

@@ -90,10 +90,12 @@ def parse(spec: str, option: str = "--noise", clip: bool = True) -> Noise:
     kind, _, levels = str(spec).partition(":")
     if kind not in KINDS or not levels:
         raise ConfigError(f"{option}: bad noise spec {spec!r}; {usage}")
-    low_text, dash, high_text = levels.partition("-")
+    # LOW-HIGH, split at a '-' after the first character: '-0.1' is one level, out of range.
+    dash = levels.find("-", 1)
+    low_text, high_text = (levels, None) if dash < 0 else (levels[:dash], levels[dash + 1:])
     try:
         low = _level(low_text)
-        high = _level(high_text) if dash else low
+        high = low if high_text is None else _level(high_text)
     except (ValueError, ZeroDivisionError):
         raise ConfigError(f"{option}: bad level in {spec!r}; {usage}") from None
     _, smallest, largest, smallest_ok, meaning = KINDS[kind]

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dae import baselines, data, evaluation
+from dae import baselines, data, evaluation, models
 
 # Tables II and III of the paper.
 PAPER = {
@@ -27,8 +27,10 @@ def write_json(path: Path, config: dict, results: dict[str, dict],
 
 
 def _title(config: dict) -> str:
+    seeds = (f"seed {config['seed']}" if "seed" in config
+             else f"seeds {', '.join(map(str, config['seeds']))}")
     title = (f"# Results: noise {config['noise']}, {config['epochs']} epochs, "
-             f"batch {config['batch_size']}, seed {config['seed']}")
+             f"batch {config['batch_size']}, {seeds}")
     if config.get("train_examples"):
         title += f", first {config['train_examples']} training examples"
     if data.is_natural(config.get("dataset", data.MNIST)):
@@ -225,7 +227,7 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict,
         _image_grid(paths[0], [("clean", rows[0][1])], "MNIST validation samples (paper Fig. 4)")
         _image_grid(paths[1], [noisy], "The same samples with noise (paper Fig. 5)")
     for name, denoised in rows[2 : 2 + len(states)]:
-        path = figures_dir / f"denoised_{name}.png"
+        path = figures_dir / f"denoised_{models.run_folder(name)}.png"
         figure = "" if natural else " (paper Figs. 6-7)"
         _image_grid(path, [noisy, ("denoised", denoised)],
                     f"{name}: noisy inputs (top), denoised outputs (bottom){figure}", titles)
@@ -248,3 +250,90 @@ def write(workdir: Path, config: dict, results: dict[str, dict], states: dict,
     (workdir / "results.md").write_text(results_markdown(config, results, subset))
     write_figures(workdir / "figures", results, states, validation, baseline_names, sigma,
                   baseline_outputs, config.get("loss", "bce"), photos)
+
+
+def _mean_std(rows: list[dict], keys) -> dict:
+    """{'mean': {key: ...}, 'std': {key: ...}} over rows: the sample standard deviation (n - 1)."""
+    values = {k: np.array([row[k] for row in rows], np.float64) for k in keys}
+    return {"mean": {k: float(v.mean()) for k, v in values.items()},
+            "std": {k: float(v.std(ddof=1)) for k, v in values.items()}}
+
+
+def seeds_summary(runs: dict[int, tuple[dict, dict]], loss: str = "bce") -> dict:
+    """What a comparison of several seeds reports, from each seed's (results, subset): per model
+    its params, each seed's metrics (their histories stay in the seeds' own results.json) and
+    the mean and standard deviation over the seeds; the same for each row of the subset."""
+    seeds = list(runs)
+    metrics = list(dict.fromkeys((f"train_{loss}", f"val_{loss}", "val_mse", "val_psnr",
+                                  "val_ssim", "train_seconds")))
+    models = {}
+    for name, first in runs[seeds[0]][0].items():
+        per_seed = {str(seed): {k: v for k, v in runs[seed][0][name].items() if k != "history"}
+                    for seed in seeds}
+        models[name] = {"params": first["params"], "epochs": first["epochs"], "loss": loss,
+                        "seeds": per_seed, **_mean_std(list(per_seed.values()), metrics)}
+    first_subset = runs[seeds[0]][1]
+    rows = {}
+    for name, first in first_subset["rows"].items():
+        per_seed = {str(seed): runs[seed][1]["rows"][name] for seed in seeds}
+        learned = (f"val_{loss}",) if f"val_{loss}" in first else ()
+        rows[name] = {**({"params": first["params"]} if "params" in first else {}),
+                      "seeds": per_seed, **_mean_std(list(per_seed.values()),
+                                                     ("psnr", "ssim", *learned))}
+    return {"models": models, "subset": {"examples": first_subset["examples"], "rows": rows}}
+
+
+def seeds_markdown(config: dict, summary: dict) -> str:
+    """results.md of several seeds: each seed's metrics and their mean ± std, per model; then
+    every model and baseline on the first validation images, the same way."""
+    loss, seeds = config.get("loss", "bce"), config["seeds"]
+    L, digits = loss.upper(), 4 if loss == "bce" else 6
+    mse_column = loss != "mse"
+    both = lambda stats, key, f: f"{stats['mean'][key]:{f}} ± {stats['std'][key]:{f}}"
+    lines = [
+        _title(config), "",
+        f"Each seed is a run of its own in `seed<S>/`: its checkpoints, TensorBoard events, "
+        f"results.md and figures, with its own fixed validation noise. Below, each seed's "
+        f"validation metrics, then their mean ± standard deviation (sample, n - 1) over the "
+        f"{len(seeds)} seeds.", "",
+        f"| model | seed | params | val {L} |" + (" val MSE |" if mse_column else "")
+        + " val PSNR (dB) | val SSIM | train s |",
+        "|---|---|---:|---:|" + ("---:|" if mse_column else "") + "---:|---:|---:|",
+    ]
+    for name, model in summary["models"].items():
+        for seed, r in model["seeds"].items():
+            lines.append(f"| `{name}` | {seed} | {r['params']:,} | {r[f'val_{loss}']:.{digits}f} |"
+                         + (f" {r['val_mse']:.5f} |" if mse_column else "")
+                         + f" {r['val_psnr']:.2f} | {r['val_ssim']:.4f} | "
+                         f"{r['train_seconds']:.0f} |")
+        lines.append(f"| `{name}` | mean ± std | {model['params']:,} | "
+                     f"{both(model, f'val_{loss}', f'.{digits}f')} |"
+                     + (f" {both(model, 'val_mse', '.5f')} |" if mse_column else "")
+                     + f" {both(model, 'val_psnr', '.2f')} | {both(model, 'val_ssim', '.4f')} | "
+                     f"{both(model, 'train_seconds', '.0f')} |")
+    paper = [f"`{name}` {PAPER[name]['val_bce']}" for name in summary["models"] if name in PAPER]
+    if paper and not data.is_natural(config.get("dataset", data.MNIST)):
+        lines += ["", f"The paper's val BCE (Table III): {', '.join(paper)}."]
+    subset = summary["subset"]
+    lines += [
+        "", f"## Models and classical baselines on the first {subset['examples']:,} validation "
+            f"images of each seed", "",
+        "Mean ± standard deviation over the seeds, then each seed's PSNR.", "",
+        "| method | PSNR (dB) | SSIM | " + " | ".join(f"PSNR seed {s}" for s in seeds) + " |",
+        "|---|---:|---:|" + "---:|" * len(seeds),
+    ]
+    for name, row in subset["rows"].items():
+        label = f"`{name}`" if "params" in row else f"`{name}` (baseline)"
+        lines.append(f"| {label} | {both(row, 'psnr', '.2f')} | {both(row, 'ssim', '.4f')} | "
+                     + " | ".join(f"{row['seeds'][str(s)]['psnr']:.2f}" for s in seeds) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_seeds(workdir: Path, config: dict, runs: dict[int, tuple[dict, dict]]) -> dict:
+    """results.json and results.md of a comparison of several seeds (each seed's own report is
+    in its folder); returns the summary per model."""
+    workdir = Path(workdir)
+    summary = seeds_summary(runs, config.get("loss", "bce"))
+    write_json(workdir / "results.json", config, summary["models"], summary["subset"])
+    (workdir / "results.md").write_text(seeds_markdown(config, summary))
+    return summary["models"]

@@ -18,14 +18,15 @@ DEFAULT_BASELINE_EXAMPLES = 200
 
 
 def trained_models(workdir: Path) -> list[str]:
-    """Names of the models with a saved config (and so checkpoints) in `workdir`."""
+    """The run folders of the models with a saved config (and so checkpoints) in `workdir`."""
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise CheckpointError(f"--workdir: {workdir} does not exist or is not a directory")
-    names = sorted(p.parent.name for p in workdir.glob(f"*/{checkpoints.CONFIG_FILE}"))
-    if not names:
-        raise CheckpointError(f"--workdir: no trained models in {workdir}")
-    return names
+    folders = checkpoints.run_folders(workdir)
+    if not folders:
+        raise CheckpointError(f"--workdir: no trained models in {workdir}"
+                              f"{checkpoints.seeds_hint(workdir, 'sweep each one,')}")
+    return folders
 
 
 def check_levels(levels: Sequence[float]) -> None:
@@ -45,13 +46,15 @@ def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
         dataset_spec: Optional[str] = None) -> dict:
     """Validation metrics of each model (and of the noisy input) at each sigma; writes the report.
 
-    Levels and baselines default to MNIST's or to the photographs' (dataset of the checkpoints).
-    The test split is the runs' own, or that of `dataset_spec`. The baselines, and the models
-    once more, are scored on the first `baseline_examples` images.
+    Levels and baselines (checked: check_levels, baselines.resolve_names) default to MNIST's or
+    to the photographs' (dataset of the checkpoints). The test split is the runs' own, or that of
+    `dataset_spec`. The baselines, and the models once more, are scored on the first
+    `baseline_examples` images (checked: baselines.check_examples).
     """
     workdir = Path(workdir)
-    names = trained_models(workdir)
-    states = {name: evaluate.load(workdir, name) for name in names}
+    loaded = [evaluate.load(workdir, folder) for folder in trained_models(workdir)]
+    states = {config.model: (config, epoch, state) for config, epoch, state in loaded}
+    names = list(states)
     configs = [config for config, _, _ in states.values()]
     specs = {(c.dataset, c.channels, c.clip_noise) for c in configs}
     if len(specs) > 1:
@@ -60,13 +63,12 @@ def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
     config = configs[0]
     natural = data.is_natural(config.dataset)
     levels = levels or (NATURAL_LEVELS if natural else DEFAULT_LEVELS)
-    check_levels(levels)
-    baseline_names = baselines.resolve_names(
-        baseline_names, NATURAL_BASELINES if natural else DEFAULT_BASELINES)
+    if baseline_names is None:
+        baseline_names = NATURAL_BASELINES if natural else DEFAULT_BASELINES
     dataset = evaluate.load_dataset(config, data_dir, dataset, log, dataset_spec)
     num_test = len(dataset.test)
     baseline_examples = min(baseline_examples, num_test) if natural else baseline_examples
-    baselines.check_examples(baseline_examples, num_test)
+    baselines.check_examples_fit(baseline_examples, num_test)
     rows = {name: [] for name in ["noisy input", *names]}
     subset_rows = {name: [] for name in [*names, *baseline_names]}
     for level in levels:

@@ -1,5 +1,6 @@
 """Training: create_train_state, a jitted donated train_step, and fit()."""
 
+import contextlib
 import functools
 import time
 from pathlib import Path
@@ -12,7 +13,8 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from dae import checkpoints, data, evaluation, metrics, models, noise, rng, xla
+from dae import checkpoints, data, evaluation, metrics, models, noise, rng, tensorboard, xla
+from dae.data import patches
 from dae.config import Config
 from dae.errors import DivergenceError
 
@@ -40,8 +42,21 @@ def learning_rate(config: Config, steps_per_epoch: int):
     return config.learning_rate
 
 
+def optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam (the paper's), or AdamW with config.weight_decay, at the run's learning rate; with
+    config.grad_clip, the gradients' global norm is clipped first."""
+    rate = learning_rate(config, steps_per_epoch)
+    tx = (optax.adamw(rate, weight_decay=config.weight_decay) if config.weight_decay
+          else optax.adam(rate))
+    if config.grad_clip:
+        # Chained only when asked for, so that the default optimizer state keeps the tree that
+        # checkpoints written before this option hold.
+        tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), tx)
+    return tx
+
+
 def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1) -> TrainState:
-    """Fresh parameters (and batch statistics) of `config.model` and an Adam optimizer state.
+    """Fresh parameters (and batch statistics) of `config.model` and its optimizer's state.
 
     `steps_per_epoch` sets the length of a learning-rate schedule; it does not change the
     state's layout, so a template for restoring a checkpoint can leave it out.
@@ -50,7 +65,7 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
     variables = model.init(key, jnp.zeros((1, *config.image_shape), jnp.float32))
     state = TrainState.create(
         apply_fn=model.apply, params=variables["params"],
-        tx=optax.adam(learning_rate(config, steps_per_epoch)),
+        tx=optimizer(config, steps_per_epoch),
         batch_stats=variables.get("batch_stats", {}), loss=config.loss,
         input_multiple=getattr(model, "input_multiple", None),
         self_ensemble=config.self_ensemble,
@@ -64,16 +79,21 @@ def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array):
 
     Returns (loss, (outputs, the batch statistics updated by this batch)).
     """
+    # Padded to the multiple the model needs (a deeper U-Net on MNIST's 28x28) and cropped
+    # back, as evaluation does; a no-op for the sizes the models were built for.
+    H, W = noisy.shape[1:3]
     outputs, updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats}, noisy, train=True,
+        {"params": params, "batch_stats": state.batch_stats},
+        patches.pad_to_multiple(noisy, state.input_multiple or 1), train=True,
         mutable=["batch_stats"],
     )
+    outputs = outputs[:, :H, :W]
     loss = metrics.LOSSES[state.loss](outputs, clean).mean()
     return loss, (outputs, updates.get("batch_stats", {}))
 
 
 def train_step(state, clean_u8_BHWC: jax.Array, key: jax.Array, *, noise_model: noise.Noise):
-    """One Adam step on a clean uint8 batch; the noise is drawn here, fresh for every step."""
+    """One optimizer step on a clean uint8 batch; the noise is drawn here, fresh for every step."""
     clean = data.to_float(clean_u8_BHWC)
     noisy = noise_model.sample(jax.random.fold_in(key, state.step), clean)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -142,14 +162,14 @@ def _check_workdir(config: Config, model_dir: Path) -> None:
 
 def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str], None] = print,
         validation: Optional[evaluation.Validation] = None):
-    """Trains config.model in `<workdir>/<model>`, resuming from its latest checkpoint.
+    """Trains config.model in `<workdir>/<its run folder>`, resuming from its latest checkpoint.
 
-    Saves a checkpoint every epoch. Returns (results, final state); `validation` is the set from
+    `config` is a checked one (Config.validate, check_training_set). Saves a checkpoint every
+    epoch. Returns (results, final state); `validation` is the set from
     evaluation.validation_set, passed in to share it between models.
     """
-    config.validate()
     batches = data.TrainBatches(dataset.train, config, log=lambda m: log(f"[{config.model}] {m}"))
-    model_dir = Path(workdir) / config.model
+    model_dir = Path(workdir) / models.run_folder(config.model)
     _check_workdir(config, model_dir)
 
     validation = validation or evaluation.validation_set(config, dataset.test)
@@ -157,7 +177,7 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
     train_key, val_key = f"train_{config.loss}", f"val_{config.loss}"
     digits = 4 if config.loss == "bce" else 6
     history: list[dict] = []
-    with checkpoints.open_manager(model_dir) as manager:
+    with checkpoints.open_manager(model_dir) as manager, contextlib.ExitStack() as stack:
         # A run that already went past config.epochs is read back at config.epochs; damaged
         # checkpoints are passed over (one warning line) and trained again.
         last_epoch, state, history = checkpoints.restore_latest(
@@ -167,6 +187,8 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
             log(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
         step_fn = make_train_step(config)
         noise_key = rng.stream(config.seed, rng.NOISE)
+        rate = learning_rate(config, batches.steps_per_epoch)
+        board = stack.enter_context(tensorboard.Writer(model_dir, validation, config.loss))
         for epoch in range(last_epoch + 1, config.epochs + 1):
             start = time.perf_counter()
             loss_sum = jnp.zeros((), jnp.float32)
@@ -185,6 +207,9 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
             record["seconds"] = time.perf_counter() - start
             history.append(record)
             checkpoints.save(manager, epoch, state, history)
+            # The rate of the epoch's last step.
+            board.epoch(epoch, record, float(rate(state.step - 1)) if callable(rate) else rate,
+                        state)
             log(f"[{config.model}] epoch {epoch}/{config.epochs} - {record['seconds']:.1f}s - "
                 f"loss: {record[train_key]:.{digits}f} - val_loss: {record[val_key]:.{digits}f} - "
                 f"val_psnr: {record['val_psnr']:.2f} dB - val_ssim: {record['val_ssim']:.4f}")

@@ -17,11 +17,23 @@ class Parser(argparse.ArgumentParser):
 
 
 def model_list(text: str) -> list[str]:
-    """--models a,b -> ['a', 'b'] (names are checked against the registry by Config)."""
+    """--models a,b:k=v -> ['a', 'b:k=v'] (specs are checked by Config, with dae.models)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise argparse.ArgumentTypeError("give at least one model name, e.g. dense,conv")
     return names
+
+
+def seed_list(text: str) -> list[int]:
+    """--seeds 0,1,2 -> [0, 1, 2]: two or more distinct integers."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"give two or more distinct seeds, e.g. 0,1,2 (one seed: "
+                                         f"--seed), got {text!r}")
+    return seeds
 
 
 def baseline_list(text: str) -> list[str]:

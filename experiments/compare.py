@@ -21,7 +21,9 @@ def parse_args(argv=None):
     p.add_argument("--channels", type=int, default=None,
                    help="1 (grey) or 3 (RGB); default: the dataset's (skimage: 1)")
     p.add_argument("--models", type=_cli.model_list, default=None,
-                   help="comma-separated model names (default: dense,conv on MNIST)")
+                   help="comma-separated models, each NAME or NAME:KEY=VALUE[:KEY=VALUE...] "
+                        "with the module's hyperparameters, e.g. conv,unet:features=12:levels=3 "
+                        "(default: dense,conv on MNIST)")
     p.add_argument("--epochs", type=int, default=None)
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("--noise", default=None,
@@ -42,6 +44,10 @@ def parse_args(argv=None):
     p.add_argument("--lr-schedule", default=None,
                    help="constant, cosine or warmup_cosine (default: constant on MNIST, else cosine)")
     p.add_argument("--warmup-epochs", type=int, default=None, help="with warmup_cosine")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="AdamW's decoupled weight decay when > 0 (default: 0, the paper's Adam)")
+    p.add_argument("--grad-clip", type=float, default=None,
+                   help="clip the gradients' global norm to this (default: no clipping)")
     p.add_argument("--patch-size", type=int, default=None,
                    help="train on random PxP crops (with flips and rotations) instead of whole images")
     p.add_argument("--patches-per-epoch", type=int, default=None,
@@ -52,7 +58,11 @@ def parse_args(argv=None):
                                "(8x the inference; default on photographs)")
     ensemble.add_argument("--no-self-ensemble", dest="self_ensemble", action="store_false",
                           help="one forward pass (default on MNIST, as the paper)")
-    p.add_argument("--seed", type=int, default=None)
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=None, help="(default: 0)")
+    seeds.add_argument("--seeds", type=_cli.seed_list, default=None,
+                       help="train and compare every model once per seed, e.g. 0,1,2: each seed "
+                            "in WORKDIR/seed<S>, and the mean and std over them in WORKDIR")
     p.add_argument("--train-examples", type=int, default=None,
                    help="train on the first N training examples only")
     p.add_argument("--baselines", type=_cli.baseline_list, default=None,
@@ -73,46 +83,50 @@ def parse_args(argv=None):
 
 # Options that are Config fields; left out (None), they take the dataset's defaults.
 CONFIG_OPTIONS = ("epochs", "noise", "clip_noise", "loss", "batch_size", "learning_rate",
-                  "lr_schedule", "warmup_epochs", "patch_size", "patches_per_epoch", "seed",
-                  "train_examples", "channels", "self_ensemble")
+                  "lr_schedule", "warmup_epochs", "weight_decay", "grad_clip", "patch_size",
+                  "patches_per_epoch", "seed", "train_examples", "channels", "self_ensemble")
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     import dataclasses
 
-    from dae import baselines, compare, data  # Import jax and flax: only once the arguments parse.
+    from dae import baselines, compare, data, noise  # Import jax and flax: only once they parse.
     from dae.config import Config, dataset_defaults
-    from dae.errors import ConfigError
 
     if args.noise_std is not None:
-        if not 0 <= args.noise_std < float("inf"):
-            raise ConfigError(f"--noise-std: must be a finite number >= 0, got {args.noise_std}")
-        args.noise = f"gaussian:{args.noise_std:g}"
+        args.noise = str(noise.parse(f"gaussian:{args.noise_std:g}", option="--noise-std"))
     dataset_spec = data.canonical(args.dataset)
     given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
 
-    def configs_for(image_size, channels, data_known):
+    def configs_for(image_size, channels, models=None):
         defaults = dataset_defaults(dataset_spec, image_size, channels)
-        models = args.models or defaults.pop("models")
-        defaults.pop("models", None)
-        base = Config(**{**defaults, **given})
-        return [dataclasses.replace(base, model=m).validate(data_known) for m in models]
+        models = models or args.models or defaults["models"]
+        base = Config(**{**{k: v for k, v in defaults.items() if k != "models"}, **given})
+        return [dataclasses.replace(base, model=m) for m in models]
 
-    # Every option is checked before the data loads (seconds to minutes); what needs the data
-    # (image sizes, the training set's size) right after.
+    # Every option is checked once, before the data loads (seconds to minutes): on MNIST, whose
+    # image size is known, all but the training set's size; elsewhere, what needs the images
+    # (their sizes) right after.
     mnist = dataset_spec == data.MNIST
-    configs_for((28, 28) if mnist else None, args.channels or 1, data_known=mnist)
-    baselines.resolve_names(args.baselines)
+    configs = [c.validate(data_known=mnist)
+               for c in configs_for((28, 28) if mnist else None, args.channels or 1)]
+    baseline_names = (None if args.baselines is None
+                      else baselines.resolve_names(args.baselines))
     if args.baseline_examples is not None:
         baselines.check_examples(args.baseline_examples)  # The upper bound needs the data.
     print(f"loading {dataset_spec}" + (f" from {data.resolve_data_dir(args.data_dir)}"
                                        if dataset_spec.split(":")[0] in ("mnist", "tfds") else ""))
     dataset = data.load(dataset_spec, args.data_dir, args.download, args.channels, warn=print)
-    configs = configs_for(dataset.image_size, dataset.channels, data_known=True)
-    workdir = args.workdir or Path("checkpoints") / compare.run_name(configs[0])
-    compare.run(configs, workdir, dataset=dataset, baseline_names=args.baselines,
-                baseline_examples=args.baseline_examples)
+    if not mnist:  # The photographs' defaults depend on their sizes (small ones train whole).
+        configs = configs_for(dataset.image_size, dataset.channels, [c.model for c in configs])
+        for config in configs:
+            config.validate_data()
+    for config in configs:
+        config.check_training_set(len(dataset.train))
+    workdir = args.workdir or Path("checkpoints") / compare.run_name(configs[0], args.seeds)
+    compare.run(configs, workdir, dataset=dataset, baseline_names=baseline_names,
+                baseline_examples=args.baseline_examples, seeds=args.seeds)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ def parse_args(argv=None):
     p.add_argument("images", type=Path, nargs="+",
                    help="image files (PNG, JPEG, TIFF, BMP; converted to the model's channels)")
     p.add_argument("--workdir", type=Path, required=True, help="the workdir of a comparison")
-    p.add_argument("--model", required=True, help="which model's checkpoint denoises")
+    p.add_argument("--model", required=True,
+                   help="which model's checkpoint denoises: its spec (e.g. unet:features=12) or "
+                        "its run folder (unet_features=12)")
     p.add_argument("--out", type=Path, required=True, help="where <stem>_denoised.png go (created)")
     p.add_argument("--epoch", type=int, default=None, help="default: the latest")
     return p.parse_args(argv)

@@ -13,7 +13,9 @@ from experiments import _cli
 def parse_args(argv=None):
     p = _cli.Parser(prog="python -m experiments.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path, required=True, help="the workdir of a comparison")
-    p.add_argument("--model", required=True, help="which model's checkpoints to restore")
+    p.add_argument("--model", required=True,
+                   help="which model's checkpoints to restore: its spec as given to compare "
+                        "(e.g. conv or unet:features=12) or its run folder (unet_features=12)")
     p.add_argument("--epoch", type=int, default=None, help="default: the latest")
     p.add_argument("--dataset", default=None,
                    help="evaluate on this dataset's test split instead of the run's own "

@@ -48,10 +48,12 @@ def main(argv=None) -> None:
 
     if args.levels is not None:
         sweep.check_levels(args.levels)
-    if args.baselines is not None:
-        baselines.resolve_names(args.baselines)
+    if args.baseline_examples is not None:
+        baselines.check_examples(args.baseline_examples)  # The upper bound needs the data.
     sweep.run(args.workdir, args.levels, seed=args.seed, data_dir=args.data_dir,
-              baseline_names=args.baselines, dataset_spec=args.dataset,
+              baseline_names=(None if args.baselines is None
+                              else baselines.resolve_names(args.baselines)),
+              dataset_spec=args.dataset,
               baseline_examples=(sweep.DEFAULT_BASELINE_EXAMPLES if args.baseline_examples is None
                                  else args.baseline_examples))
 

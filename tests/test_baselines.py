@@ -87,9 +87,10 @@ def test_the_default_leaves_out_only_bm3d_and_all_means_all():
 
 def test_bad_names_and_sizes_are_config_errors(real_pairs):
     with pytest.raises(ConfigError, match="--baselines: unknown baseline 'wiener'; choose from noisy, "):
-        baselines.evaluate_baselines(real_pairs, ["median", "wiener"])
+        baselines.resolve_names(["median", "wiener"])
     with pytest.raises(ConfigError, match="--baseline-examples: 7 is more than the 6 validation images"):
-        baselines.check_examples(7, len(real_pairs))
+        baselines.check_examples_fit(7, len(real_pairs))
+    baselines.check_examples_fit(6, len(real_pairs))
     with pytest.raises(ConfigError, match="--baseline-examples: must be a positive integer, got 0"):
         baselines.check_examples(0)
 

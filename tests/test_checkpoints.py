@@ -56,6 +56,9 @@ def test_evaluate_reloads_the_latest_checkpoint_and_reproduces_the_metrics(train
 @pytest.mark.parametrize("args, message", [
     (dict(model="conv", epoch=5), "--epoch: no checkpoint for epoch 5 .* saved: 1..2"),
     (dict(model="unet"), "--model: no run of 'unet' .* runs there: conv, dense"),
+    (dict(model="unet:featurs=3"), "--model: no run of 'unet:featurs=3' .*unet has no 'featurs'"
+                                   ".* runs there: conv, dense"),
+    (dict(model="conv:features=16"), "--model: no run of 'conv:features=16' .*conv_features=16"),
 ])
 def test_evaluate_errors(trained, args, message):
     workdir, *_ = trained

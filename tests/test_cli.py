@@ -32,15 +32,15 @@ def run_parser_error(main, argv, capsys):
 
 @pytest.mark.parametrize("argv, needles", [
     (["--models", "dense,resnet"], ["--models", "unknown model 'resnet'", "dense, conv"]),
-    (["--noise-std", "-0.1"], ["--noise-std", "-0.1"]),
-    (["--noise-std", "nan"], ["--noise-std"]),
+    (["--noise-std", "-0.1"], ["--noise-std", "gaussian level -0.1 is out of range"]),
+    (["--noise-std", "nan"], ["--noise-std", "out of range"]),
     (["--epochs", "0"], ["--epochs", "positive"]),
     (["--epochs", "-3"], ["--epochs", "positive"]),
     (["--batch-size", "0"], ["--batch-size", "positive"]),
     (["--batch-size", "-8"], ["--batch-size", "positive"]),
     (["--train-examples", "100"], ["--batch-size", "128 is larger than the training set (100"]),
     (["--learning-rate", "0"], ["--learning-rate"]),
-    (["--noise", "gaussian:-1"], ["--noise", "bad level"]),
+    (["--noise", "gaussian:-1"], ["--noise", "gaussian level -1 is out of range"]),
     (["--noise", "blur:3"], ["--noise", "bad noise spec 'blur:3'"]),
     (["--noise", "salt_pepper:2"], ["--noise", "out of range"]),
     (["--baselines", "noisy,wiener"], ["--baselines", "unknown baseline 'wiener'", "bm3d, or all or none"]),
@@ -54,6 +54,8 @@ def run_parser_error(main, argv, capsys):
     (["--lr-schedule", "step"], ["--lr-schedule", "unknown schedule 'step'", "warmup_cosine"]),
     (["--lr-schedule", "warmup_cosine"], ["--warmup-epochs", "at least 1"]),
     (["--warmup-epochs", "20", "--lr-schedule", "warmup_cosine"], ["--warmup-epochs", "less than"]),
+    (["--weight-decay", "-0.1"], ["--weight-decay", ">= 0", "got -0.1"]),
+    (["--grad-clip", "-1"], ["--grad-clip", "got -1.0"]),
     (["--patch-size", "0"], ["--patch-size", "positive", "got 0"]),
     (["--models", "conv", "--patch-size", "30"], ["--patch-size", "multiple of 4", "got 30"]),
     (["--models", "dense", "--patch-size", "16"], ["--models", "'dense' takes whole images"]),
@@ -78,6 +80,10 @@ def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, 
     (["--noise", "gaussian:0.1", "--noise-std", "0.2"], ["--noise-std", "not allowed with"]),
     (["--baselines", ","], ["--baselines", "noisy,median, or none"]),
     (["--baseline-examples", "many"], ["--baseline-examples", "invalid int value: 'many'"]),
+    (["--seeds", "0,x"], ["--seeds", "comma-separated integers", "'0,x'"]),
+    (["--seeds", "3"], ["--seeds", "two or more distinct seeds", "--seed"]),
+    (["--seeds", "1,1"], ["--seeds", "two or more distinct seeds"]),
+    (["--seed", "1", "--seeds", "0,1"], ["--seeds", "not allowed with argument --seed"]),
 ])
 def test_compare_rejects_malformed_arguments(argv, needles, capsys):
     code, err = run_parser_error(compare.main, argv, capsys)

@@ -54,13 +54,50 @@ def test_every_registered_model_maps_images_to_logits_of_the_same_shape(name):
     assert np.isfinite(np.asarray(logits)).all()
 
 
+def kernels(params) -> dict[str, np.ndarray]:
+    return {layer: np.asarray(p["kernel"]) for layer, p in params.items() if "kernel" in p}
+
+
+def fans(kernel: np.ndarray) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras and flax count them: the receptive field times the channels."""
+    receptive = int(np.prod(kernel.shape[:-2]))
+    return receptive * kernel.shape[-2], receptive * kernel.shape[-1]
+
+
+@pytest.mark.parametrize("name", ["dense", "conv"])
+def test_the_papers_models_are_initialized_as_keras_does_glorot_uniform_and_zero_biases(name):
+    params = init_params(name)
+    assert len(params) == {"dense": 2, "conv": 5}[name]
+    for layer, kernel in kernels(params).items():
+        bound = np.sqrt(6.0 / sum(fans(kernel)))  # Glorot & Bengio's uniform limit
+        assert np.abs(kernel).max() < bound, layer
+        assert np.abs(kernel).max() > 0.95 * bound, layer  # the whole range is used
+        assert kernel.std() == pytest.approx(bound / np.sqrt(3.0), rel=0.1), layer
+        assert abs(kernel.mean()) < 0.1 * bound, layer
+        np.testing.assert_array_equal(params[layer]["bias"], 0.0)
+
+
+@pytest.mark.parametrize("name", ["dncnn", "unet", "unet_wide"])
+def test_the_other_models_keep_flaxs_lecun_normal_kernels(name):
+    for layer, kernel in kernels(init_params(name)).items():
+        if kernel.size < 1000:
+            continue  # too few weights for a sharp estimate of the spread
+        fan_in, fan_out = fans(kernel)
+        # lecun_normal: std sqrt(1 / fan_in), truncated at 2 std; glorot's would differ below.
+        assert kernel.std() == pytest.approx(np.sqrt(1.0 / fan_in), rel=0.1), layer
+        assert np.abs(kernel).max() > np.sqrt(6.0 / (fan_in + fan_out)), layer
+
+
 class StockConvAE(nn.Module):
-    """The conv autoencoder written with stock flax layers only: the reference for ConvAE."""
+    """The conv autoencoder written with stock flax layers only: the reference for ConvAE, with
+    the same (Keras) initializer."""
 
     @nn.compact
     def __call__(self, x):
-        conv = lambda f: nn.Conv(f, (3, 3), padding="SAME")
-        convT = lambda: nn.ConvTranspose(32, (3, 3), strides=(2, 2), padding="SAME")
+        init = nn.initializers.glorot_uniform()
+        conv = lambda f: nn.Conv(f, (3, 3), padding="SAME", kernel_init=init)
+        convT = lambda: nn.ConvTranspose(32, (3, 3), strides=(2, 2), padding="SAME",
+                                         kernel_init=init)
         h = nn.max_pool(nn.relu(conv(32)(x)), (2, 2), strides=(2, 2))
         h = nn.max_pool(nn.relu(conv(32)(h)), (2, 2), strides=(2, 2))
         h = nn.relu(convT()(h))
@@ -164,3 +201,59 @@ def test_the_self_ensemble_averages_the_outputs_over_the_8_flips_and_rotations()
     np.testing.assert_allclose(ensembled, expected, atol=1e-5)
     assert not np.allclose(ensembled, single(x), atol=1e-3)  # it is not one pass
     np.testing.assert_array_equal(evaluation._outputs(model.apply, 4, False, variables, x), single(x))
+
+
+@pytest.mark.parametrize("spec, canonical, folder", [
+    ("conv", "conv", "conv"),
+    ("unet:features=12:levels=3", "unet:features=12:levels=3", "unet_features=12_levels=3"),
+    ("unet:levels=3:features=12", "unet:features=12:levels=3", "unet_features=12_levels=3"),
+    ("unet:features=8:levels=3", "unet:levels=3", "unet_levels=3"),  # features=8 is the default
+    ("unet:features=8", "unet", "unet"),
+    ("unet_wide:residual=true", "unet_wide:residual=true", "unet_wide_residual=true"),
+    (" dncnn:depth = 10 ", "dncnn:depth=10", "dncnn_depth=10"),
+])
+def test_model_specs_are_written_one_way_and_name_a_folder(spec, canonical, folder):
+    assert models.canonical(spec) == canonical
+    assert models.run_folder(spec) == folder
+
+
+def test_a_spec_builds_its_module_with_the_hyperparameters_changed():
+    assert models.hyperparameters("unet") == {
+        "features": models.Hyperparameter(int, 8, 1), "levels": models.Hyperparameter(int, 2, 1),
+        "residual": models.Hyperparameter(bool, False, None)}  # not logits, parent, name
+    assert list(models.hyperparameters("dense")) == ["latent"]
+    model = models.get("unet:features=4:levels=3:residual=true", logits=False)
+    assert (type(model), model.features, model.levels, model.residual, model.logits) == (
+        models.UNet, 4, 3, True, False)
+    assert models.input_multiple("unet:levels=3") == 8 and models.input_multiple("unet") == 4
+    assert models.input_multiple("dense:latent=32") is None
+    params = models.get("dense:latent=32").init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    assert models.count_params(params) == 784 * 32 + 32 + 32 * 784 + 784
+    depth = models.get("dncnn:depth=4").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+    assert sorted(depth["params"]) == ["BatchNorm_0", "BatchNorm_1", "Conv_0", "Conv_1", "Conv_2",
+                                       "Conv_3"]
+
+
+@pytest.mark.parametrize("spec, needles", [
+    ("resnet", ["unknown model 'resnet'", "dense, conv", "NAME:KEY=VALUE"]),
+    ("unet:featurs=12", ["unet has no 'featurs'",
+                         "unet takes features (int, default 8), levels (int, default 2), "
+                         "residual (bool, default false)"]),
+    ("unet:features=1.5", ["features must be an integer >= 1, not '1.5'"]),
+    ("unet:levels=0", ["levels must be an integer >= 1, not '0'"]),
+    ("dncnn:depth=1", ["depth must be an integer >= 2", "dncnn takes depth (int, default 6)"]),
+    ("unet:residual=yes", ["residual must be true or false, not 'yes'"]),
+    ("unet:features", ["expected KEY=VALUE, not 'features'"]),
+    ("unet:features=4:features=5", ["features is given twice"]),
+    ("dense:logits=false", ["dense has no 'logits'", "dense takes latent (int, default 64)"]),
+    ("conv:", ["expected KEY=VALUE, not ''"]),
+])
+def test_a_bad_spec_is_one_line_saying_what_is_allowed(spec, needles):
+    from dae.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        models.parse(spec)
+    message = str(error.value)
+    assert message.startswith("--models: ") and "\n" not in message
+    for needle in needles:
+        assert needle in message

@@ -84,6 +84,8 @@ def test_noise_specs_parse_and_print_back(spec, expected):
     ("poisson:0", "poisson level 0 is out of range; needs peak > 0"),
     ("speckle:inf", "out of range"),
     ("gaussian:nan", "out of range"),
+    ("gaussian:-0.1", "gaussian level -0.1 is out of range; needs sigma >= 0"),
+    ("gaussian:-0.1-0.2", "gaussian level -0.1 is out of range"),
 ])
 def test_bad_noise_specs_are_one_line_errors(spec, message):
     with pytest.raises(ConfigError, match=re.escape(message)) as error:

@@ -6,6 +6,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from dae import compare, evaluation, models, train
@@ -109,6 +110,24 @@ def test_a_checkpoint_written_before_ssim_was_measured_still_reports_it(mock_mni
     assert abs(resumed["val_ssim"] - first["val_ssim"]) < 1e-6
 
 
+def test_a_model_spec_trains_in_its_own_folder_and_is_rebuilt_from_it_by_spec_or_folder(
+        mock_mnist, tmp_path):
+    from dae import evaluate
+
+    # Three poolings need multiples of 8: MNIST's 28x28 is padded to 32x32 and cropped back.
+    config = Config(model="unet:levels=3:features=4", epochs=1, batch_size=64).validate()
+    assert config.model == "unet:features=4:levels=3"
+    results, state = train.fit(config, tmp_path, mock_mnist, log=lambda _: None)
+    assert results["model"] == config.model
+    assert models.count_params(state.params) != models.count_params(
+        train.create_train_state(jax.random.key(0), Config(model="unet")).params)
+    assert Config.load(tmp_path / "unet_features=4_levels=3" / "config.json") == config
+    for name in ("unet:levels=3:features=4", "unet_features=4_levels=3"):
+        metrics = evaluate.run(tmp_path, name, dataset=mock_mnist)
+        assert metrics["model"] == config.model
+        assert abs(metrics["val_bce"] - results["val_bce"]) < 1e-6
+
+
 def test_a_workdir_of_another_config_is_refused(mock_mnist, tmp_path):
     from dae.checkpoints import CheckpointError
 
@@ -143,6 +162,45 @@ def test_whole_tiny_comparison_under_mock_data_writes_every_output(mock_mnist, t
     assert all((tmp_path / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
 
 
+def test_a_comparison_of_several_seeds_runs_each_seed_and_reports_mean_and_std(mock_mnist,
+                                                                               tmp_path):
+    from dae import evaluate
+
+    configs = [Config(model=m, **TINY) for m in ("dense", "conv")]
+    summary = compare.run(configs, tmp_path, dataset=mock_mnist, log=lambda _: None,
+                          baseline_names=["noisy"], baseline_examples=8, seeds=[0, 1])
+    per_seed = {s: json.loads((tmp_path / f"seed{s}" / "results.json").read_text())
+                for s in (0, 1)}
+    # Each seed is a whole run of that seed: its own config, checkpoints and report.
+    for s in (0, 1):
+        assert Config.load(tmp_path / f"seed{s}" / "conv" / "config.json").seed == s
+        assert per_seed[s]["config"]["seed"] == s
+    seed1 = compare.run([Config(model="conv", seed=1, **TINY)], tmp_path / "alone",
+                        dataset=mock_mnist, log=lambda _: None, baseline_names=[])
+    assert seed1["conv"]["val_bce"] == per_seed[1]["models"]["conv"]["val_bce"]
+    assert per_seed[0]["models"]["conv"]["val_bce"] != per_seed[1]["models"]["conv"]["val_bce"]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["seeds"] == [0, 1] and "seed" not in results["config"]
+    for name in ("dense", "conv"):
+        model = results["models"][name]
+        for key in ("val_bce", "val_psnr", "val_ssim"):
+            values = [per_seed[s]["models"][name][key] for s in (0, 1)]
+            assert model["seeds"]["1"][key] == values[1]
+            assert model["mean"][key] == pytest.approx(np.mean(values), rel=1e-12)
+            assert model["std"][key] == pytest.approx(np.std(values, ddof=1), rel=1e-12)
+        assert summary[name]["mean"] == model["mean"]
+    noisy = results["subset"]["rows"]["noisy"]
+    assert noisy["mean"]["psnr"] == pytest.approx(
+        np.mean([per_seed[s]["subset"]["rows"]["noisy"]["psnr"] for s in (0, 1)]), rel=1e-12)
+    table = (tmp_path / "results.md").read_text()
+    assert "seeds 0, 1" in table and "| `conv` | mean ± std | 28,353 |" in table
+    # A seed's run is found in its folder; the workdir of several seeds says where to look.
+    metrics = evaluate.run(tmp_path / "seed1", "conv", dataset=mock_mnist)
+    assert abs(metrics["val_bce"] - per_seed[1]["models"]["conv"]["val_bce"]) < 1e-6
+    with pytest.raises(Exception, match="a run of several seeds"):
+        evaluate.run(tmp_path, "conv", dataset=mock_mnist)
+
+
 def test_evaluation_does_not_depend_on_the_batch_split(mock_mnist, monkeypatch):
     config = Config(model="conv")
     state = train.create_train_state(jax.random.key(0), config)
@@ -175,6 +233,43 @@ def test_the_step_uses_the_schedule(mock_mnist):
     params = jax.tree.map(np.asarray, state.params)  # a copy: the step donates the state
     state, _ = step(state, batch, jax.random.key(1))  # rate 0 from here on
     jax.tree.map(np.testing.assert_array_equal, state.params, params)
+
+
+def test_the_default_optimizer_is_the_papers_adam_with_the_state_old_checkpoints_hold():
+    config = Config(model="dense")
+    state = train.create_train_state(jax.random.key(0), config)
+    adam_state = optax.adam(1e-3).init(state.params)
+    assert jax.tree.structure(state.opt_state) == jax.tree.structure(adam_state)
+
+
+def one_update(config: Config, grads, params):
+    tx = train.optimizer(config, steps_per_epoch=10)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    return updates
+
+
+def test_weight_decay_makes_it_adamw_which_shrinks_the_weights_without_any_gradient():
+    params = {"w": jnp.full((3,), 2.0)}
+    zero = {"w": jnp.zeros((3,))}
+    np.testing.assert_array_equal(one_update(Config(), zero, params)["w"], 0.0)  # Adam: no step
+    decayed = one_update(Config(learning_rate=1e-2, weight_decay=0.5), zero, params)["w"]
+    np.testing.assert_allclose(decayed, -1e-2 * 0.5 * 2.0, rtol=1e-6)  # -lr * wd * w
+
+
+def test_grad_clip_scales_the_gradients_global_norm_down_before_adam():
+    params = {"a": jnp.zeros((2,)), "b": jnp.zeros((2,))}
+    grads = {"a": jnp.array([300.0, -400.0]), "b": jnp.array([0.0, 1200.0])}  # global norm 1300
+    # Adam divides by the gradients' scale, so a clipped step differs only where the clipped
+    # gradients come near its epsilon (1e-8): clip to a norm of 1.3e-8.
+    plain = one_update(Config(), grads, params)
+    clipped = one_update(Config(grad_clip=1.3e-8), grads, params)
+    expected = optax.adam(1e-3).update(jax.tree.map(lambda g: g * 1e-11, grads),
+                                       optax.adam(1e-3).init(params))[0]
+    for key in grads:
+        np.testing.assert_allclose(clipped[key], expected[key], rtol=1e-5)
+    assert np.abs(plain["a"]).max() == pytest.approx(1e-3, rel=1e-4)
+    assert np.abs(clipped["a"]).max() < 0.8e-3
+    assert one_update(Config(grad_clip=1e6), grads, params)["a"] == pytest.approx(plain["a"])
 
 
 @pytest.mark.parametrize("loss", ["mse", "l1"])

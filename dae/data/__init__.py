@@ -99,8 +99,7 @@ class TrainBatches:
             crops = config.patches_per_epoch or len(self.split)
             self.steps_per_epoch = max(1, crops // config.batch_size)
             self._key = rng.stream(config.seed, rng.PATCHES)
-        else:
-            config.check_batch_fits(len(self.split))
+        else:  # (config.check_training_set has checked that a batch fits)
             self._sample = None
             self.steps_per_epoch = len(self.split) // config.batch_size
             self._key = rng.stream(config.seed, rng.SHUFFLE)

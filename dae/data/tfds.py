@@ -60,14 +60,21 @@ def _without_tensorflow_banners():
             sys.stderr.flush()
 
 
-def _import_tfds():
-    # TensorFlow only decodes images here: its start-up lines would be noise in our output.
+def import_tensorflow():
+    """TensorFlow, imported without its start-up banners and kept off the accelerators: it only
+    decodes images (here) and writes TensorBoard events (dae.tensorboard)."""
     with _without_tensorflow_banners():
         import tensorflow as tf
-        import tensorflow_datasets as tfds
 
     # TensorFlow must not reserve accelerator memory that JAX needs.
     tf.config.set_visible_devices([], "GPU")
+    return tf
+
+
+def _import_tfds():
+    with _without_tensorflow_banners():
+        import tensorflow_datasets as tfds  # (which imports TensorFlow)
+    import_tensorflow()
     return tfds
 
 

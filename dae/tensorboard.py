@@ -1,0 +1,83 @@
+"""TensorBoard event files of a training run, in its run folder, written by train.fit once per
+epoch: the training and validation losses, PSNR, SSIM, the learning rate, and a grid of clean,
+noisy and denoised validation images. `tensorboard --logdir WORKDIR` shows every run beside the
+others (each model, and each seed of a run of several)."""
+
+from pathlib import Path
+
+import numpy as np
+
+from dae import evaluation, report
+from dae.data import tfds
+
+NUM_IMAGES = 4  # validation images in the grid
+_GAP = 2  # pixels of grey between the grid's cells
+_GAP_VALUE = 0.5  # neither MNIST's black background nor its white strokes
+
+
+def image_grid(rows: list[list[np.ndarray]]) -> np.ndarray:
+    """Rows of (H, W, C) float images as one (H', W', C) image in [0, 1], cells padded to the
+    largest and parted by grey lines."""
+    height = max(im.shape[0] for row in rows for im in row)
+    width = max(im.shape[1] for row in rows for im in row)
+    channels = rows[0][0].shape[-1]
+    grid = np.full((len(rows) * (height + _GAP) - _GAP,
+                    len(rows[0]) * (width + _GAP) - _GAP, channels), _GAP_VALUE, np.float32)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            top, left = r * (height + _GAP), c * (width + _GAP)
+            cell = grid[top : top + height, left : left + width]
+            cell[...] = 0.0
+            cell[: image.shape[0], : image.shape[1]] = np.clip(image, 0.0, 1.0)
+    return grid
+
+
+class Writer:
+    """A run's TensorBoard writer (flax.metrics.tensorboard's, on TensorFlow's event files); use
+    it as a context manager, so that it is flushed and closed however the run ends.
+
+    The event file is opened with the first epoch written: a run that only restores its
+    checkpoints writes none (and does not import TensorFlow, ~3 s)."""
+
+    def __init__(self, run_dir: Path, validation: evaluation.Validation, loss: str):
+        self._run_dir = Path(run_dir)
+        self._shown = validation.take(NUM_IMAGES)
+        self._loss = loss
+        self._writer = None
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def _open(self):
+        if self._writer is None:
+            tfds.import_tensorflow()  # Quietly, and off the accelerators, before flax imports it.
+            from flax.metrics import tensorboard
+
+            self._writer = tensorboard.SummaryWriter(self._run_dir, auto_flush=False)
+        return self._writer
+
+    def epoch(self, epoch: int, record: dict, learning_rate: float, state) -> None:
+        """One epoch's scalars (a record of train.fit's history) and images, at step `epoch`."""
+        scalars = {"train/loss": record[f"train_{self._loss}"],
+                   f"val/{self._loss}": record[f"val_{self._loss}"],
+                   "val/psnr": record["val_psnr"], "val/ssim": record["val_ssim"],
+                   "lr": learning_rate}
+        if self._loss != "mse":
+            scalars["val/mse"] = record["val_mse"]
+        writer = self._open()
+        for tag, value in scalars.items():
+            writer.scalar(tag, value, epoch)
+        writer.image("val/clean_noisy_denoised", self._images(state), epoch, max_outputs=1)
+        writer.flush()
+
+    def _images(self, state) -> np.ndarray:
+        """Clean, noisy and denoised rows of the first validation images (centre crops of
+        photographs, as the report's figures show them)."""
+        denoised = [np.asarray(im) for noisy in self._shown.noisy
+                    for im in evaluation.denoise(state, noisy)]
+        rows = [self._shown.images("clean"), self._shown.images("noisy"), denoised]
+        return image_grid([[report.centre_crop(im) for im in row] for row in rows])
