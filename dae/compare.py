@@ -65,8 +65,12 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
         log(f"loading {configs[0].dataset} from {data.resolve_data_dir(data_dir)}"
             if not natural else f"loading {configs[0].dataset}")
         dataset = data.load(configs[0].dataset, data_dir, download, configs[0].channels, warn=log)
+    available = len(dataset.test)  # the validation images: one noisy copy of each test image
+    subset_size = (min(baselines.DEFAULT_EXAMPLES, available) if baseline_examples is None
+                   else baseline_examples)
+    baselines.check_examples_fit(subset_size, available)  # Before the lock and training.
     compare = functools.partial(_compare_one_seed, dataset=dataset, log=log,
-                                baseline_names=baseline_names, baseline_examples=baseline_examples)
+                                baseline_names=baseline_names, subset_size=subset_size)
     # One run per workdir: two would write over each other's checkpoints and results.
     with lock.exclusive(workdir):
         if not seeds:
@@ -90,15 +94,12 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
 
 def _compare_one_seed(configs: Sequence[Config], workdir: Path, dataset: data.Dataset,
                       log: Callable[[str], None], baseline_names: Sequence[str],
-                      baseline_examples: Optional[int]) -> tuple[dict, dict]:
+                      subset_size: int) -> tuple[dict, dict]:
     """The comparison of `configs` (of one seed) in `workdir`: (results per model, the subset
     rows: every model and baseline on the first validation images)."""
     natural = data.is_natural(configs[0].dataset)
     # The same validation noise for every model: it depends only on seed and noise.
     validation = evaluation.validation_set(configs[0], dataset.test)
-    subset_size = (min(baselines.DEFAULT_EXAMPLES, len(validation)) if baseline_examples is None
-                   else baseline_examples)
-    baselines.check_examples_fit(subset_size, len(validation))  # Before training, not after.
     results, states = {}, {}
     for config in configs:
         log(f"[{config.model}] training in {workdir / models.run_folder(config.model)}")
