@@ -253,11 +253,11 @@ def _type_name(annotation) -> str:
 # What a run on natural photographs uses unless told otherwise: the field's protocol (sigma in
 # 0-255 units, unclipped noise, MSE, which PSNR measures), crops with flips and rotations, a
 # cosine decay, the self-ensemble. Sized so that `python -m experiments.compare --dataset
-# skimage` (12,000 steps of 16 crops of 64x64) fits in 30 minutes on this project's 2-core CPU;
+# skimage` (11,000 steps of 16 crops of 64x64) fits in 30 minutes on this project's 2-core CPU;
 # the README gives a GPU-scale recipe.
 NATURAL_DEFAULTS = dict(
     noise="gaussian:25/255", clip_noise=False, loss="mse", batch_size=16, patch_size=64,
-    patches_per_epoch=16_000, epochs=12, learning_rate=2e-3, lr_schedule="cosine",
+    patches_per_epoch=16_000, epochs=11, learning_rate=2e-3, lr_schedule="cosine",
     self_ensemble=True,
 )
 NATURAL_MODELS = ("unet_res",)
