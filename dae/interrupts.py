@@ -3,10 +3,16 @@
 The CLIs install `handle` for both signals (experiments/_cli.py). A signal that arrives inside
 `held()` (a save or a restore) is raised as Interrupted once that section is done, so a
 checkpoint is either written whole or not begun; preemptible machines send SIGTERM.
+
+Python runs a signal handler between any two bytecodes, also inside a weakref callback or a
+`__del__`, where an exception cannot propagate: it prints "Exception ignored in ..." and the run
+would go on as if no signal had come. Such a lost Interrupted is caught by an unraisable hook and
+raised again at the next `check()` (each training step) or when the handled block ends.
 """
 
 import contextlib
 import signal
+import sys
 from typing import Optional
 
 from dae.errors import Interrupted
@@ -14,7 +20,7 @@ from dae.errors import Interrupted
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _depth = 0  # how many held() sections are open
-_pending: Optional[int] = None  # a signal that arrived inside one
+_pending: Optional[int] = None  # a signal held back by held(), or whose Interrupted was lost
 
 
 def handle(signum, frame) -> None:
@@ -26,19 +32,38 @@ def handle(signum, frame) -> None:
     raise Interrupted(signum)
 
 
+def check() -> None:
+    """Raises Interrupted for a signal that is pending, unless inside held()."""
+    global _pending
+    if not _depth and _pending is not None:
+        signum, _pending = _pending, None
+        raise Interrupted(signum)
+
+
 @contextlib.contextmanager
 def held():
     """Delays handle()'s Interrupted until the block is done (it has no effect without handle)."""
-    global _depth, _pending
+    global _depth
     _depth += 1
     try:
         yield
     finally:
         _depth -= 1
-        if not _depth and _pending is not None:
-            # Even over an error of the block: the caller may handle that error and go on.
-            signum, _pending = _pending, None
-            raise Interrupted(signum)
+        # Even over an error of the block: the caller may handle that error and go on.
+        check()
+
+
+def _unraisable_hook(previous):
+    """sys.unraisablehook that keeps a lost Interrupted pending, silently; others go to previous."""
+
+    def hook(unraisable) -> None:
+        global _pending
+        if isinstance(unraisable.exc_value, Interrupted):
+            _pending = unraisable.exc_value.signum
+            return
+        previous(unraisable)
+
+    return hook
 
 
 @contextlib.contextmanager
@@ -50,9 +75,13 @@ def handled():
     except ValueError:  # Not the main thread (signals can only be caught there): leave them be.
         yield
         return
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable_hook(previous_hook)
     try:
         yield
+        check()  # A signal whose Interrupted was lost after the last check: the run still stops.
     finally:
         _pending = None
+        sys.unraisablehook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -13,7 +13,8 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from dae import checkpoints, data, evaluation, metrics, models, noise, rng, tensorboard, xla
+from dae import (checkpoints, data, evaluation, interrupts, metrics, models, noise, rng,
+                 tensorboard, xla)
 from dae.data import patches
 from dae.config import Config
 from dae.errors import DivergenceError
@@ -195,6 +196,7 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
             first_bad_step = jnp.zeros((), jnp.int32)  # of a loss that is not finite; 0: none
             with _progress(batches.steps_per_epoch, f"{config.model} epoch {epoch}/{config.epochs}") as bar:
                 for i, clean_u8 in enumerate(batches.epoch(epoch)):
+                    interrupts.check()  # a signal whose Interrupted was lost (dae/interrupts.py)
                     state, step_metrics = step_fn(state, clean_u8, noise_key)
                     loss_sum, first_bad_step = _track_loss(loss_sum, first_bad_step,
                                                            step_metrics["loss"], state.step)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import jax
@@ -25,7 +26,7 @@ import pytest
 import tensorflow_datasets as tfds
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
-from dae import evaluate, lock, report, train
+from dae import errors, evaluate, interrupts, lock, report, train
 from experiments import _cli, compare
 from experiments import evaluate as evaluate_cli
 
@@ -357,6 +358,59 @@ def test_a_signal_during_a_save_lets_it_complete_then_stops_with_one_line(
 
 
 # Real processes on real MNIST.
+
+def lose_a_signal(signum) -> None:
+    """The handler runs inside a weakref callback, as a real signal may: Python swallows its raise."""
+    class Thing:
+        pass
+
+    thing = Thing()
+    ref = weakref.ref(thing, lambda _: interrupts.handle(signum, None))
+    del thing  # the callback runs now; its Interrupted cannot propagate out of it
+    assert ref() is None
+
+
+def test_an_interrupted_lost_in_a_weakref_callback_is_raised_at_the_next_check(capsys):
+    with pytest.raises(errors.Interrupted) as raised:
+        with interrupts.handled():
+            lose_a_signal(signal.SIGTERM)
+            went_on = True  # the lost raise did not stop the block...
+            interrupts.check()  # ...but the next check does
+            went_on = False
+    assert went_on and raised.value.signum == signal.SIGTERM
+    assert capsys.readouterr().err == ""  # no "Exception ignored in" lines
+
+
+def test_an_interrupted_lost_after_the_last_check_is_raised_when_the_block_ends(capsys):
+    with pytest.raises(errors.Interrupted):
+        with interrupts.handled():
+            lose_a_signal(signal.SIGINT)
+    assert capsys.readouterr().err == ""
+    with interrupts.handled():  # nothing pending is carried into the next block
+        pass
+
+
+def test_a_signal_lost_during_training_stops_at_the_next_step_with_one_line(
+        tmp_path, uninterrupted, capsys, monkeypatch):
+    track_loss = train._track_loss
+
+    def losing_track_loss(loss_sum, first_bad_step, loss, step):
+        if int(step) == STEPS_PER_EPOCH + 2:  # in epoch 2
+            lose_a_signal(signal.SIGTERM)
+        return track_loss(loss_sum, first_bad_step, loss, step)
+
+    monkeypatch.setattr(train, "_track_loss", losing_track_loss)
+    code, out, err = run_compare(tmp_path, capsys)
+    assert code == 143
+    one_line(err, "interrupted (SIGTERM): checkpoints of finished epochs are kept")
+    assert saved_epochs(tmp_path) == ["1"]
+
+    monkeypatch.undo()
+    code, out, err = run_compare(tmp_path, capsys)
+    assert code == 0 and err == []
+    assert f"[dense] resuming from the checkpoint of epoch 1 in {tmp_path / 'dense'}" in out
+    assert numbers(tmp_path) == numbers(uninterrupted)
+
 
 def real_cmd(workdir, data_dir):
     return [sys.executable, "-m", "experiments.compare", "--models", "dense", "--epochs",
