@@ -216,6 +216,9 @@ def add_options(parser, distributed: bool = True) -> None:
                              "with --num-processes and --process-id")
     parser.add_argument("--num-processes", type=int, default=None)
     parser.add_argument("--process-id", type=int, default=None)
+    parser.add_argument("--init-timeout", type=int, default=INIT_TIMEOUT_S, metavar="SECONDS",
+                        help="how long a process waits for the coordinator and the others "
+                             "(default: %(default)s)")
     parser.add_argument("--distributed", action="store_true",
                         help="join the processes of a cluster job, auto-detected by "
                              "jax.distributed (SLURM, Cloud TPU, Kubernetes)")
@@ -225,5 +228,6 @@ def setup(args) -> None:
     """Applies add_options' options, in order: host devices, then the processes' join."""
     set_host_devices(getattr(args, "host_devices", None))
     initialize(getattr(args, "coordinator", None), getattr(args, "num_processes", None),
-               getattr(args, "process_id", None), auto=getattr(args, "distributed", False))
+               getattr(args, "process_id", None), auto=getattr(args, "distributed", False),
+               timeout_s=getattr(args, "init_timeout", INIT_TIMEOUT_S))
 

@@ -208,14 +208,15 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
             done = "already trained: restored" if last_epoch == config.epochs else "resuming from"
             log(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
         step_fn = make_train_step(config)
-        noise_key = rng.stream(config.seed, rng.NOISE)
+        noise_key = parallel.replicate(rng.stream(config.seed, rng.NOISE))
         rate = learning_rate(config, batches.steps_per_epoch)
         board = (stack.enter_context(tensorboard.Writer(model_dir, validation, config.loss))
                  if parallel.is_main_process() else None)
         for epoch in range(last_epoch + 1, config.epochs + 1):
             start = time.perf_counter()
-            loss_sum = jnp.zeros((), jnp.float32)
-            first_bad_step = jnp.zeros((), jnp.int32)  # of a loss that is not finite; 0: none
+            # The epoch's loss sum, and the first step whose loss is not finite (0: none).
+            loss_sum, first_bad_step = parallel.replicate(
+                (np.zeros((), np.float32), np.zeros((), np.int32)))
             with _progress(batches.steps_per_epoch, f"{config.model} epoch {epoch}/{config.epochs}") as bar:
                 for i, clean_u8 in enumerate(batches.epoch(epoch)):
                     interrupts.check()  # a signal whose Interrupted was lost (dae/interrupts.py)
