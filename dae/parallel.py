@@ -14,7 +14,8 @@ feeds its own rows of each global batch, and only process 0 writes reports, figu
 """
 
 import functools
-import os
+import socket
+import time
 from typing import Optional
 
 import jax
@@ -82,9 +83,17 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
             raise ConfigError(f"--num-processes: must be a positive integer, got {num_processes}")
         if not 0 <= process_id < num_processes:
             raise ConfigError(f"--process-id: must be in 0..{num_processes - 1}, got {process_id}")
+    if timeout_s < 1:
+        raise ConfigError(f"--init-timeout: must be a positive number of seconds, got {timeout_s}")
     if _backends_started():
         raise ConfigError("--coordinator: JAX has already started; join the processes before "
                           "anything runs")
+    if coordinator is not None and process_id != 0:
+        # jax.distributed aborts the process (no exception) when the coordinator does not
+        # answer in time: ask first, and say so in one line.
+        start = time.monotonic()
+        _wait_for(host, int(port), timeout_s)
+        timeout_s = max(1, timeout_s - int(time.monotonic() - start))
     try:
         jax.distributed.initialize(
             coordinator_address=coordinator, num_processes=num_processes,
@@ -96,6 +105,21 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise ConfigError(f"--coordinator: could not join {what} within {timeout_s} s "
                           f"({first})") from None
+
+
+def _wait_for(host: str, port: int, timeout_s: float) -> None:
+    """Returns once something listens on host:port; a ConfigError after timeout_s seconds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError as e:
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"--coordinator: {host}:{port} does not answer after {timeout_s:g} s "
+                    f"({e.strerror or e}); start process 0 there, or check the address") from None
+            time.sleep(0.5)
 
 
 def process_index() -> int:

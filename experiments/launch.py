@@ -78,8 +78,10 @@ def main(argv=None) -> int:
             if failed:
                 i, code = failed[0]
                 _stop(procs)
-                print(f"error: process {i} of {args.num_processes} exited with status {code}; "
-                      f"the others were stopped", file=sys.stderr)
+                how = (f"was killed by {signal.Signals(-code).name}" if code < 0
+                       else f"exited with status {code}")
+                print(f"error: process {i} of {args.num_processes} {how}; the others were "
+                      f"stopped", file=sys.stderr)
                 return code if code > 0 else 128 - code  # (a signal's number, as a shell's)
             if all(c == 0 for c in codes):
                 return 0

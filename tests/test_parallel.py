@@ -7,8 +7,10 @@ deadlock in a cross-device reduction fails the test in seconds instead of hangin
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,72 @@ def test_bad_layouts_are_one_line(argv, needle, tmp_path):
     assert proc.stderr.startswith(needle), proc.stderr
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
     assert not (tmp_path / "dense").exists()  # refused before anything trained
+
+
+def test_two_processes_give_the_numbers_of_one_and_one_process_evaluates_their_checkpoint(
+        one_device, tmp_path, real_data_dir):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.launch", "--num-processes", "2", "compare",
+         "--models", "dense,conv", "--epochs", "2", "--batch-size", "64", "--train-examples",
+         "512", "--baselines", "none", "--data-dir", real_data_dir, "--workdir", str(tmp_path),
+         "--host-devices", "1"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    two = json.loads((tmp_path / "results.json").read_text())["models"]
+    for model in ("dense", "conv"):
+        assert abs(two[model]["val_bce"] - one_device[model]["val_bce"]) <= 1e-5, model
+        # Process 0 alone logged (each epoch once) and wrote TensorBoard's events.
+        assert proc.stdout.count(f"[{model}] epoch 2/2") == 1
+        assert len(list((tmp_path / model).glob("events.out.tfevents.*"))) == 1
+    # A checkpoint written by two processes, restored by one.
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "experiments.evaluate", "--workdir", str(tmp_path), "--model",
+         "conv", "--data-dir", real_data_dir], cwd=REPO, capture_output=True, text=True,
+        timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads(evaluated.stdout[evaluated.stdout.index("{"):])
+    assert scores["epoch"] == 2
+    assert abs(scores["val_bce"] - two["conv"]["val_bce"]) <= 1e-6
+
+
+def test_a_coordinator_that_does_not_answer_is_one_line_not_a_hang(tmp_path):
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.compare", "--models", "dense", "--workdir",
+         str(tmp_path), "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+         "--process-id", "1", "--init-timeout", "3"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - start < 60
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: --coordinator: 127.0.0.1:{port} does not answer "
+                                  f"after 3 s"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_when_a_launched_process_dies_the_others_stop(tmp_path, real_data_dir):
+    import psutil
+
+    launch = subprocess.Popen(
+        [sys.executable, "-m", "experiments.launch", "--num-processes", "2", "compare",
+         "--models", "conv", "--epochs", "50", "--baselines", "none", "--data-dir",
+         real_data_dir, "--workdir", str(tmp_path), "--host-devices", "1"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in launch.stdout:  # process 0's log: training has begun in both
+            if "[conv] training in" in line:
+                break
+        children = psutil.Process(launch.pid).children()
+        assert len(children) == 2
+        children[1].kill()
+        launch.wait(timeout=60)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+    assert launch.returncode == 128 + 9
+    err = launch.stderr.read()
+    assert err.splitlines()[-1] == ("error: process 1 of 2 was killed by SIGKILL; the others "
+                                    "were stopped"), err
+    assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+                   for child in children)
