@@ -33,6 +33,7 @@ def _worker(models, steps_scale: float) -> dict:
     images = np.random.default_rng(0).integers(0, 256, (4096, 28, 28, 1), dtype=np.uint8)
     split = data.Split.from_array(images)
     timings = {}
+    lockstep = parallel.lockstep()
     for model in models:
         config = Config(model=model).validate()
         steps = max(1, int(DEFAULT_STEPS.get(model, 40) * steps_scale))
@@ -48,6 +49,8 @@ def _worker(models, steps_scale: float) -> dict:
             it = batches.epoch(epoch)
             for _ in range(n):
                 state, metrics = step_fn(state, next(it), key)
+                if lockstep:  # as fit does
+                    jax.block_until_ready(state)
                 loss_sum, first_bad = train._track_loss(loss_sum, first_bad, metrics["loss"],
                                                         state.step)
             jax.block_until_ready(state)

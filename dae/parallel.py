@@ -160,6 +160,21 @@ def on_mesh(tree) -> bool:
             and leaves[0].sharding.mesh == mesh())
 
 
+def lockstep() -> bool:
+    """Whether the train loop must wait for each step before it starts the next: on XLA:CPU
+    with several devices in one process.
+
+    Those devices share one pool of threads (as many as the cores) and meet in an in-process
+    all-reduce each step. Let one device run ahead into the next step and its thread waits in
+    that step's all-reduce while the other device's work waits for a thread: XLA aborts after
+    40 s ("Expected 2 threads to join the rendezvous"). Seen on this project's 2-core CPU within
+    a few hundred steps of the conv model (and in the dense model's evaluation, see
+    dae.evaluation.per_image); one step at a time it does not happen. GPUs and TPUs, and one
+    device per process (collectives through gloo), need no such wait.
+    """
+    return jax.default_backend() == "cpu" and len(jax.local_devices()) > 1
+
+
 def check_batch_size(batch_size: int, option: str = "--batch-size") -> None:
     """The global batch splits evenly over the devices; a ConfigError otherwise."""
     n = device_count()

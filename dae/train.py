@@ -210,6 +210,7 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
         step_fn = make_train_step(config)
         noise_key = parallel.replicate(rng.stream(config.seed, rng.NOISE))
         rate = learning_rate(config, batches.steps_per_epoch)
+        lockstep = parallel.lockstep()  # (several XLA:CPU devices: one step at a time)
         board = (stack.enter_context(tensorboard.Writer(model_dir, validation, config.loss))
                  if parallel.is_main_process() else None)
         for epoch in range(last_epoch + 1, config.epochs + 1):
@@ -221,6 +222,8 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
                 for i, clean_u8 in enumerate(batches.epoch(epoch)):
                     interrupts.check()  # a signal whose Interrupted was lost (dae/interrupts.py)
                     state, step_metrics = step_fn(state, clean_u8, noise_key)
+                    if lockstep:
+                        jax.block_until_ready(state)
                     loss_sum, first_bad_step = _track_loss(loss_sum, first_bad_step,
                                                            step_metrics["loss"], state.step)
                     bar.update()
