@@ -122,10 +122,6 @@ def _wait_for(host: str, port: int, timeout_s: float) -> None:
             time.sleep(0.5)
 
 
-def process_index() -> int:
-    return jax.process_index()
-
-
 def is_main_process() -> bool:
     """Process 0: the one that writes reports, figures, logs and config files."""
     return jax.process_index() == 0
@@ -234,13 +230,6 @@ def to_host_local(tree):
                                             impl=jax.random.key_impl(x))
         return jax.device_put(np.asarray(x))
     return jax.tree.map(local, tree)
-
-
-def describe() -> str:
-    """'2 cpu devices in 1 process' and the like, for a run's log."""
-    n, p = device_count(), jax.process_count()
-    return (f"{n} {jax.default_backend()} device{'s' if n > 1 else ''} in {p} "
-            f"process{'es' if p > 1 else ''}")
 
 
 def add_options(parser, distributed: bool = True) -> None:

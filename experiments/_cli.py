@@ -56,7 +56,8 @@ def start(args) -> None:
 
     parallel.setup(args)
     if not parallel.is_main_process():
-        sys.stdout = open(os.devnull, "w")
+        sys.stdout.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (XLA's, gloo's too)
 
 
 # Errors of a disk, not of the project: one line wherever they strike (a figure, a report).

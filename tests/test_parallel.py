@@ -93,6 +93,12 @@ def test_patches_are_sharded_the_same_way(tmp_path):
      "multiple of 3"),
     (["--host-devices", "0"], "error: --host-devices: must be a positive integer"),
     (["--host-devices", "-2"], "error: --host-devices: must be a positive integer"),
+    (["--coordinator", "localhost", "--num-processes", "2", "--process-id", "0"],
+     "error: --coordinator: expected HOST:PORT, got 'localhost'"),
+    (["--coordinator", "localhost:1234"],
+     "error: --coordinator, --num-processes and --process-id go together"),
+    (["--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "2"],
+     "error: --process-id: must be in 0..1, got 2"),
 ])
 def test_bad_layouts_are_one_line(argv, needle, tmp_path):
     proc = run("compare", "--models", "dense", "--epochs", "1", "--baselines", "none",
