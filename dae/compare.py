@@ -1,5 +1,6 @@
 """The paper's experiment: every model trained on the same data and noise, then compared."""
 
+import contextlib
 import dataclasses
 import functools
 import re
@@ -7,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from dae import baselines, checkpoints, data, evaluation, lock, models, report, train
+from dae import (baselines, checkpoints, data, evaluation, lock, models, parallel, report,
+                 train)
 from dae.config import Config
 
 
@@ -38,6 +40,11 @@ def run_name(config: Config, seeds: Optional[Sequence[int]] = None) -> str:
         return name  # the paper's MNIST runs keep their names
     patches = f"_p{config.patch_size}" if config.patch_size else ""
     return f"{_dataset_name(config.dataset)}_{name}{patches}"
+
+
+def _exclusive(workdir: Path):
+    """The workdir's lock, held by process 0 for all the processes of a run."""
+    return lock.exclusive(workdir) if parallel.is_main_process() else contextlib.nullcontext()
 
 
 def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None,
@@ -72,7 +79,7 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
     compare = functools.partial(_compare_one_seed, dataset=dataset, log=log,
                                 baseline_names=baseline_names, subset_size=subset_size)
     # One run per workdir: two would write over each other's checkpoints and results.
-    with lock.exclusive(workdir):
+    with _exclusive(workdir):
         if not seeds:
             results, _ = compare(configs, workdir)
         else:
@@ -80,9 +87,11 @@ def run(configs: Sequence[Config], workdir: Path, data_dir: Optional[str] = None
             for seed in seeds:
                 seed_dir = workdir / checkpoints.seed_folder(seed)
                 log(f"seed {seed}: in {seed_dir}")
-                with lock.exclusive(seed_dir):  # (also a workdir of its own: see evaluate, sweep)
+                with _exclusive(seed_dir):  # (also a workdir of its own: see evaluate, sweep)
                     runs[seed] = compare([dataclasses.replace(c, seed=seed) for c in configs],
                                          seed_dir)
+            if not parallel.is_main_process():
+                return {}
             shared = {k: v for k, v in configs[0].to_dict().items() if k not in ("model", "seed")}
             results = report.write_seeds(workdir, {**shared, "seeds": list(seeds),
                                                    "models": [c.model for c in configs]}, runs)
@@ -105,6 +114,8 @@ def _compare_one_seed(configs: Sequence[Config], workdir: Path, dataset: data.Da
         log(f"[{config.model}] training in {workdir / models.run_folder(config.model)}")
         results[config.model], states[config.model] = train.fit(
             config, workdir, dataset, log=log, validation=validation)
+    if not parallel.is_main_process():  # Process 0 alone compares and writes what was trained.
+        return results, {}
     subset = validation.take(subset_size)
     rows = {}
     for name, state in states.items():

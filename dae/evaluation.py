@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dae import metrics, rng, xla
+from dae import metrics, parallel, rng, xla
 from dae.data import Split, patches, to_float
 from dae.noise import Noise
 
@@ -87,13 +87,17 @@ def _outputs(apply_fn: Callable, multiple: Optional[int], ensemble: bool, variab
     return total / 8.0
 
 
-@functools.partial(xla.jit, static_argnums=(0, 1, 2, 3))
-def _eval_batch(apply_fn: Callable, loss: str, multiple: Optional[int], ensemble: bool, variables,
-                noisy, clean):
+@functools.partial(xla.jit, static_argnums=(0, 1, 2, 3, 4))
+def _eval_batch(apply_fn: Callable, loss: str, multiple: Optional[int], ensemble: bool,
+                spread: bool, variables, noisy, clean):
+    if spread:  # each device takes its rows of the batch; every device gets every score
+        noisy, clean = (jax.lax.with_sharding_constraint(x, parallel.batch_sharding())
+                        for x in (noisy, clean))
     outputs = _outputs(apply_fn, multiple, ensemble, variables, noisy)
     denoised = metrics.outputs_to_images(outputs, loss)
-    return {loss: metrics.LOSSES[loss](outputs, clean), "mse": metrics.mse(denoised, clean),
-            "psnr": metrics.psnr(denoised, clean), "ssim": metrics.ssim(denoised, clean)}
+    scores = {loss: metrics.LOSSES[loss](outputs, clean), "mse": metrics.mse(denoised, clean),
+              "psnr": metrics.psnr(denoised, clean), "ssim": metrics.ssim(denoised, clean)}
+    return jax.lax.with_sharding_constraint(scores, parallel.replicated()) if spread else scores
 
 
 def _batches(validation: Validation):
@@ -103,10 +107,22 @@ def _batches(validation: Validation):
 
 
 def per_image(state, validation: Validation) -> dict[str, np.ndarray]:
-    """Each validation image's loss, MSE, PSNR and SSIM (float64 on the host)."""
-    scores = [_eval_batch(state.apply_fn, state.loss, state.input_multiple, state.self_ensemble,
-                          model_variables(state), noisy, clean)
-              for clean, noisy in _batches(validation)]
+    """Each validation image's loss, MSE, PSNR and SSIM (float64 on the host).
+
+    With the state replicated over a mesh of several devices (dae.parallel), a batch that
+    divides by their number is split between them."""
+    on_mesh = parallel.on_mesh(state.params)
+    scores = []
+    for clean, noisy in _batches(validation):
+        spread = on_mesh and noisy.shape[0] % parallel.device_count() == 0
+        scores.append(_eval_batch(state.apply_fn, state.loss, state.input_multiple,
+                                  state.self_ensemble, spread, model_variables(state), noisy, clean))
+        if spread:
+            # Each batch gathers its scores across the devices (a collective). Launches whose
+            # inputs are all ready may run at once, and XLA:CPU's devices share one thread pool:
+            # device 0 in batch 1's collective and device 1 in batch 2's would wait for each
+            # other forever (the dense model's deadlock). One batch at a time.
+            jax.block_until_ready(scores[-1])
     return {name: np.concatenate([np.asarray(s[name], np.float64) for s in scores])
             for name in scores[0]}
 

@@ -72,6 +72,11 @@ class Noise:
             noisy = sampler(noise_rng, clean_BHWC, level_B111)
         return jnp.clip(noisy, 0.0, 1.0) if self.clip else noisy
 
+    def sample_each(self, keys_B: jax.Array, clean_BHWC: jax.Array) -> jax.Array:
+        """Noisy copies of `clean_BHWC`, image i's noise (and level) drawn from its own key
+        keys_B[i]: an image's noise does not depend on where it sits in a sharded batch."""
+        return jax.vmap(lambda key, image: self.sample(key, image[None])[0])(keys_B, clean_BHWC)
+
 
 def _level(text: str) -> float:
     """'0.4' -> 0.4, '25/255' -> 0.098...; ValueError otherwise."""

@@ -13,8 +13,8 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from dae import (checkpoints, data, evaluation, interrupts, metrics, models, noise, rng,
-                 tensorboard, xla)
+from dae import (checkpoints, data, evaluation, interrupts, metrics, models, noise, parallel,
+                 rng, tensorboard, xla)
 from dae.data import patches
 from dae.config import Config
 from dae.errors import DivergenceError
@@ -57,7 +57,8 @@ def optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformat
 
 
 def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1) -> TrainState:
-    """Fresh parameters (and batch statistics) of `config.model` and its optimizer's state.
+    """Fresh parameters (and batch statistics) of `config.model` and its optimizer's state,
+    replicated over dae.parallel's mesh (as the train step takes and returns them).
 
     `steps_per_epoch` sets the length of a learning-rate schedule; it does not change the
     state's layout, so a template for restoring a checkpoint can leave it out.
@@ -72,7 +73,7 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
         self_ensemble=config.self_ensemble,
     )
     # An int32 array rather than create()'s Python 0, which would compile train_step twice.
-    return state.replace(step=jnp.zeros((), jnp.int32))
+    return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))
 
 
 def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array):
@@ -93,18 +94,31 @@ def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array):
     return loss, (outputs, updates.get("batch_stats", {}))
 
 
+def example_keys(key: jax.Array, step: jax.Array, batch_size: int) -> jax.Array:
+    """The noise keys of a step's examples: the step, then each example's index in the global
+    batch folded in. The same on 1, 2 or 8 devices, or several processes."""
+    step_key = jax.random.fold_in(key, step)
+    return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(jnp.arange(batch_size))
+
+
 def train_step(state, clean_u8_BHWC: jax.Array, key: jax.Array, *, noise_model: noise.Noise):
-    """One optimizer step on a clean uint8 batch; the noise is drawn here, fresh for every step."""
+    """One optimizer step on a clean uint8 batch (sharded along the mesh's `data` axis, or on
+    one device); the noise is drawn here, fresh for every step and example."""
     clean = data.to_float(clean_u8_BHWC)
-    noisy = noise_model.sample(jax.random.fold_in(key, state.step), clean)
+    noisy = noise_model.sample_each(example_keys(key, state.step, clean.shape[0]), clean)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, (_, batch_stats)), grads = grad_fn(state.params, state, noisy, clean)
     return state.apply_gradients(grads=grads, batch_stats=batch_stats), {"loss": loss}
 
 
 def make_train_step(config: Config):
-    """train_step jitted once for `config`, the state donated so XLA updates it in place."""
-    return xla.jit(functools.partial(train_step, noise_model=config.noise_model()), donate_argnums=0)
+    """train_step jitted once for `config`, the state donated so XLA updates it in place: the
+    state and key replicated over the mesh (dae.parallel), the batch sharded along `data`."""
+    replicated = parallel.replicated()
+    return xla.jit(functools.partial(train_step, noise_model=config.noise_model()),
+                   donate_argnums=0,
+                   in_shardings=(replicated, parallel.batch_sharding(), replicated),
+                   out_shardings=(replicated, replicated))
 
 
 @xla.jit
@@ -157,8 +171,9 @@ def _check_workdir(config: Config, model_dir: Path) -> None:
                 f"--workdir: {model_dir} holds a run with another config "
                 f"({'; '.join(differences)}); pick another --workdir"
             )
-    model_dir.mkdir(parents=True, exist_ok=True)
-    config.save(config_path)
+    if parallel.is_main_process():  # (the others train into the same folder)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        config.save(config_path)
 
 
 def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str], None] = print,
@@ -168,12 +183,18 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
     `config` is a checked one (Config.validate, check_training_set). Saves a checkpoint every
     epoch. Returns (results, final state); `validation` is the set from
     evaluation.validation_set, passed in to share it between models.
+
+    Data parallel over the devices of dae.parallel's mesh (of every process): batches sharded,
+    state replicated. The final state comes back as this process's own copy, on its first
+    device, for what follows on one process (reports, figures, baselines).
     """
+    parallel.check_batch_size(config.batch_size)
     batches = data.TrainBatches(dataset.train, config, log=lambda m: log(f"[{config.model}] {m}"))
     model_dir = Path(workdir) / models.run_folder(config.model)
     _check_workdir(config, model_dir)
 
     validation = validation or evaluation.validation_set(config, dataset.test)
+    mesh_validation = parallel.replicate(validation)  # (the caller's stays on its device)
     state = create_train_state(rng.stream(config.seed, rng.INIT), config, batches.steps_per_epoch)
     train_key, val_key = f"train_{config.loss}", f"val_{config.loss}"
     digits = 4 if config.loss == "bce" else 6
@@ -187,17 +208,22 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
             done = "already trained: restored" if last_epoch == config.epochs else "resuming from"
             log(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
         step_fn = make_train_step(config)
-        noise_key = rng.stream(config.seed, rng.NOISE)
+        noise_key = parallel.replicate(rng.stream(config.seed, rng.NOISE))
         rate = learning_rate(config, batches.steps_per_epoch)
-        board = stack.enter_context(tensorboard.Writer(model_dir, validation, config.loss))
+        lockstep = parallel.lockstep()  # (several XLA:CPU devices: one step at a time)
+        board = (stack.enter_context(tensorboard.Writer(model_dir, validation, config.loss))
+                 if parallel.is_main_process() else None)
         for epoch in range(last_epoch + 1, config.epochs + 1):
             start = time.perf_counter()
-            loss_sum = jnp.zeros((), jnp.float32)
-            first_bad_step = jnp.zeros((), jnp.int32)  # of a loss that is not finite; 0: none
+            # The epoch's loss sum, and the first step whose loss is not finite (0: none).
+            loss_sum, first_bad_step = parallel.replicate(
+                (np.zeros((), np.float32), np.zeros((), np.int32)))
             with _progress(batches.steps_per_epoch, f"{config.model} epoch {epoch}/{config.epochs}") as bar:
                 for i, clean_u8 in enumerate(batches.epoch(epoch)):
                     interrupts.check()  # a signal whose Interrupted was lost (dae/interrupts.py)
                     state, step_metrics = step_fn(state, clean_u8, noise_key)
+                    if lockstep:
+                        jax.block_until_ready(state)
                     loss_sum, first_bad_step = _track_loss(loss_sum, first_bad_step,
                                                            step_metrics["loss"], state.step)
                     bar.update()
@@ -205,17 +231,19 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str
                         bar.set_postfix(loss=f"{float(loss_sum) / (i + 1):.{digits}f}")
             _stop_if_diverged(config, epoch, int(first_bad_step), state, model_dir)
             record = {"epoch": epoch, train_key: float(loss_sum) / batches.steps_per_epoch}
-            record.update(evaluation.evaluate(state, validation))
+            record.update(evaluation.evaluate(state, mesh_validation))
             record["seconds"] = time.perf_counter() - start
             history.append(record)
             checkpoints.save(manager, epoch, state, history)
-            # The rate of the epoch's last step.
-            board.epoch(epoch, record, float(rate(state.step - 1)) if callable(rate) else rate,
-                        state)
+            if board is not None:  # The rate of the epoch's last step.
+                last_step = int(state.step) - 1
+                board.epoch(epoch, record, float(rate(last_step)) if callable(rate) else rate,
+                            state if jax.process_count() == 1 else parallel.to_host_local(state))
             log(f"[{config.model}] epoch {epoch}/{config.epochs} - {record['seconds']:.1f}s - "
                 f"loss: {record[train_key]:.{digits}f} - val_loss: {record[val_key]:.{digits}f} - "
                 f"val_psnr: {record['val_psnr']:.2f} dB - val_ssim: {record['val_ssim']:.4f}")
         manager.wait_until_finished()
+    state = parallel.to_host_local(state)
     history = history[: config.epochs]
     final = history[-1]
     if "val_ssim" not in final:  # Checkpoints written before SSIM was measured: measure it now.

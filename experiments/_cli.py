@@ -46,6 +46,20 @@ def baseline_list(text: str) -> list[str]:
     return names
 
 
+def start(args) -> None:
+    """Before anything runs JAX: its host devices and the join of several processes
+    (dae.parallel's options); then every process but the first keeps quiet on stdout (process
+    0 writes the logs; errors still reach stderr)."""
+    import os
+
+    from dae import parallel
+
+    parallel.setup(args)
+    if not parallel.is_main_process():
+        sys.stdout.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (XLA's, gloo's too)
+
+
 # Errors of a disk, not of the project: one line wherever they strike (a figure, a report).
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO)
 

@@ -78,6 +78,9 @@ def parse_args(argv=None):
     p.add_argument("--download", action="store_true",
                    help="let TFDS download the dataset if the data dir has no prepared copy "
                         "(needs network)")
+    from dae import parallel  # (imports jax, which starts nothing yet)
+
+    parallel.add_options(p)
     return p.parse_args(argv)
 
 
@@ -91,7 +94,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     import dataclasses
 
-    from dae import baselines, compare, data, noise  # Import jax and flax: only once they parse.
+    _cli.start(args)
+    from dae import baselines, compare, data, noise, parallel  # Only once the arguments parse.
     from dae.config import Config, dataset_defaults
 
     if args.noise_std is not None:
@@ -111,6 +115,7 @@ def main(argv=None) -> None:
     mnist = dataset_spec == data.MNIST
     configs = [c.validate(data_known=mnist)
                for c in configs_for((28, 28) if mnist else None, args.channels or 1)]
+    parallel.check_batch_size(configs[0].batch_size)
     baseline_names = (None if args.baselines is None
                       else baselines.resolve_names(args.baselines))
     if args.baseline_examples is not None:

@@ -19,11 +19,15 @@ def parse_args(argv=None):
                         "its run folder (unet_features=12)")
     p.add_argument("--out", type=Path, required=True, help="where <stem>_denoised.png go (created)")
     p.add_argument("--epoch", type=int, default=None, help="default: the latest")
+    from dae import parallel  # (imports jax, which starts nothing yet)
+
+    parallel.add_options(p, distributed=False)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    _cli.start(args)
     from dae import denoise  # Imports jax and flax: only once the arguments parse.
 
     written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,

@@ -21,11 +21,15 @@ def parse_args(argv=None):
                    help="evaluate on this dataset's test split instead of the run's own "
                         "(mnist, skimage, tfds:NAME, folder:PATH), with the run's noise and seed")
     p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
+    from dae import parallel  # (imports jax, which starts nothing yet)
+
+    parallel.add_options(p, distributed=False)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    _cli.start(args)
     from dae import evaluate  # Imports jax and flax: only once the arguments parse.
 
     metrics = evaluate.run(args.workdir, args.model, args.epoch, data_dir=args.data_dir,

@@ -39,11 +39,15 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default=None,
                    help="sweep on this dataset's test split instead of the runs' own")
     p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
+    from dae import parallel  # (imports jax, which starts nothing yet)
+
+    parallel.add_options(p, distributed=False)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    _cli.start(args)
     from dae import baselines, sweep  # Imports jax and flax: only once the arguments parse.
 
     if args.levels is not None:

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import jax
+import numpy as np
 
-from dae import rng
+from dae import parallel, rng, xla
 from dae.data import folder, patches, skimage, tfds
 from dae.data.images import Split, to_float
 from dae.data.tfds import DEFAULT_TFDS_DIR, resolve_data_dir
@@ -85,7 +86,8 @@ def epoch_batches(rng: jax.Array, num_examples: int, batch_size: int) -> jax.Arr
 
 class TrainBatches:
     """A run's clean uint8 training batches on the device: whole images in a seeded order each
-    epoch (the last partial batch dropped), or, with config.patch_size, random crops."""
+    epoch (the last partial batch dropped), or, with config.patch_size, random crops; either
+    sharded along the mesh's `data` axis (dae.parallel)."""
 
     def __init__(self, split: Split, config, log: Callable[[str], None] = print):
         self.split = split.take(config.train_examples)
@@ -103,6 +105,11 @@ class TrainBatches:
             self._sample = None
             self.steps_per_epoch = len(self.split) // config.batch_size
             self._key = rng.stream(config.seed, rng.SHUFFLE)
+            # Every device holds the training images; each gathers its own rows of a batch.
+            self._pixels = parallel.replicate(self.split.pixels_u8)
+            self._rows = parallel.local_rows(config.batch_size)
+            self._gather = xla.jit(lambda pixels, index: pixels[index],
+                                   out_shardings=parallel.batch_sharding())
 
     def epoch(self, epoch: int):
         """The batches of epoch `epoch` (from 1); the same for the same seed, resumed or not."""
@@ -111,9 +118,13 @@ class TrainBatches:
             for i in range(self.steps_per_epoch):
                 yield self._sample(jax.random.fold_in(self._key, first_step + i))
             return
-        order = epoch_batches(jax.random.fold_in(self._key, epoch), len(self.split), self.batch_size)
+        # One shuffle of the whole training set, the same in every process; each process
+        # feeds its own rows of each global batch.
+        order = np.asarray(epoch_batches(jax.random.fold_in(self._key, epoch), len(self.split),
+                                         self.batch_size))
         for i in range(self.steps_per_epoch):
-            yield self.split.pixels_u8[order[i]]
+            index = parallel.global_batch(order[i, self._rows], self.batch_size)
+            yield self._gather(self._pixels, index)
 
 
 def canonical(spec: str) -> str:

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dae import xla
+from dae import parallel, xla
 from dae.data.images import Split
 from dae.errors import DataError
 
@@ -17,7 +17,6 @@ def large_enough(split: Split, patch_size: int) -> np.ndarray:
     return np.flatnonzero((split.sizes_N2 >= patch_size).all(axis=1))
 
 
-@functools.partial(xla.jit, static_argnames=("batch_size", "patch_size", "channels"))
 def _sample(pixels_u8, tables, key, *, batch_size: int, patch_size: int, channels: int):
     offsets_N, heights_N, widths_N = tables
     P, C = patch_size, channels
@@ -46,16 +45,21 @@ def sampler(split: Split, batch_size: int, patch_size: int) -> Callable[[jax.Arr
     """key -> a (batch_size, P, P, C) uint8 batch of random crops of `split`'s large-enough images.
 
     Compiled once; each call gathers B*P*P*C bytes on the device (the images never leave it).
+    The images are replicated over the mesh (dae.parallel) and the batch comes out sharded
+    along `data`, each device gathering its own rows; the crops are the same on any layout.
     """
     keep = large_enough(split, patch_size)
     if keep.size == 0:
         largest = "x".join(map(str, split.sizes_N2.max(axis=0)))
         raise DataError(f"--patch-size: every training image is smaller than {patch_size}x"
                         f"{patch_size} (at most {largest}); use a smaller patch")
-    tables = tuple(jnp.asarray(a, jnp.int32) for a in
+    tables = tuple(np.asarray(a, np.int32) for a in
                    (split.offsets_N[keep], split.sizes_N2[keep, 0], split.sizes_N2[keep, 1]))
-    return functools.partial(_sample, split.pixels_u8, tables, batch_size=batch_size,
-                             patch_size=patch_size, channels=split.channels)
+    pixels, tables = parallel.replicate((split.pixels_u8, tables))
+    sample = xla.jit(functools.partial(_sample, batch_size=batch_size, patch_size=patch_size,
+                                       channels=split.channels),
+                     out_shardings=parallel.batch_sharding())
+    return functools.partial(sample, pixels, tables)
 
 
 def pad_to_multiple(images_BHWC: jax.Array, multiple: int) -> jax.Array:
