@@ -148,6 +148,20 @@ def batch_sharding() -> NamedSharding:
     return NamedSharding(mesh(), PartitionSpec(DATA))
 
 
+def epoch_sharding() -> NamedSharding:
+    """An epoch's stacked batches (steps, batch, ...): each batch split along `data`."""
+    return NamedSharding(mesh(), PartitionSpec(None, DATA))
+
+
+def compiled_epochs() -> bool:
+    """Whether the train loop runs an epoch as one compiled scan (dae.train.make_train_epoch)
+    instead of a Python loop over the jitted step: on GPUs and TPUs, where launching short steps
+    one by one costs. Not on a CPU: a Python loop over one jitted, donated step was measured
+    faster there than `lax.scan`. (No GPU or TPU was lent to this project to measure it on.)
+    """
+    return jax.default_backend() != "cpu"
+
+
 def on_mesh(tree) -> bool:
     """Whether `tree`'s arrays are laid out on the mesh of several devices (a training state
     is; one restored or brought back to one process is not)."""

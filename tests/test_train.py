@@ -80,6 +80,25 @@ def test_fit_is_reproducible_and_checkpoints_every_epoch(mock_mnist, tmp_path):
     assert other_seed["val_bce"] != first["val_bce"]
 
 
+
+@pytest.mark.parametrize("model", ["dense", "conv"])
+def test_the_compiled_epoch_of_accelerators_gives_the_numbers_of_the_per_step_loop(
+        mock_mnist, tmp_path, model, monkeypatch):
+    config = Config(model=model, **TINY)
+    per_step, _ = train.fit(config, tmp_path / "step", mock_mnist, log=lambda _: None)
+    compiled_calls = []
+    make_train_epoch = train.make_train_epoch
+    monkeypatch.setattr(train.parallel, "compiled_epochs", lambda: True)
+    monkeypatch.setattr(train, "make_train_epoch",
+                        lambda c: compiled_calls.append(c) or make_train_epoch(c))
+    compiled, state = train.fit(config, tmp_path / "epoch", mock_mnist, log=lambda _: None)
+    assert compiled_calls == [config]  # the scan path ran, built once for the run
+    assert int(state.step) == config.epochs * (256 // config.batch_size)
+    for a, b in zip(per_step["history"], compiled["history"], strict=True):
+        for key in ("train_bce", "val_bce", "val_psnr"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (key, a, b)
+
+
 @pytest.mark.parametrize("model", ["dense", "conv"])
 def test_resuming_gives_the_numbers_of_an_uninterrupted_run(mock_mnist, tmp_path, model):
     config = Config(model=model, epochs=3, batch_size=64)
