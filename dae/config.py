@@ -34,6 +34,12 @@ class Config:
     patch_size: Optional[int] = None  # None: train on whole images
     # With patch_size: an epoch is this many crops (None: as many as there are training images).
     patches_per_epoch: Optional[int] = None
+    # With patch_size: crops also come from the training images downscaled by these factors
+    # (dae.data.images.with_scales), each copy drawn as often as an image; (1.0,): none.
+    train_scales: tuple[float, ...] = (1.0,)
+    # With patch_size: each batch keeps the busiest (largest pixel std) of this many times as
+    # many random crops (dae.data.patches.sampler); 1: every crop as drawn.
+    crop_candidates: int = 1
     loss: str = "bce"  # the paper's; mse or l1 make the models output pixels, not logits
     clip_noise: bool = True  # clip noisy images to [0, 1] (the paper's T(x)); not for photographs
     lr_schedule: str = "constant"  # constant, cosine (to 0 at the last step), warmup_cosine
@@ -47,8 +53,9 @@ class Config:
     self_ensemble: bool = False
 
     def __post_init__(self):
-        if isinstance(self.image_size, list):  # from JSON
-            object.__setattr__(self, "image_size", tuple(self.image_size))
+        for field in ("image_size", "train_scales"):
+            if isinstance(getattr(self, field), list):  # from JSON
+                object.__setattr__(self, field, tuple(getattr(self, field)))
 
     def validate(self, data_known: bool = True) -> "Config":
         """Raises ConfigError naming the first bad field; returns the config, its model spec in
@@ -90,6 +97,21 @@ class Config:
             raise ConfigError(f"--train-examples: must be a positive integer, got {self.train_examples}")
         if self.patch_size is not None and self.patch_size < 1:
             raise ConfigError(f"--patch-size: must be a positive integer, got {self.patch_size}")
+        scales = self.train_scales
+        if not (isinstance(scales, tuple) and scales
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1
+                        for v in scales)):
+            raise ConfigError(f"--train-scales: must be one or more factors in (0, 1], e.g. "
+                              f"1,0.75,0.5, got {_scales_text(scales)}")
+        if tuple(scales) != (1.0,) and self.patch_size is None:
+            raise ConfigError(f"--train-scales: downscaled copies are for crops; give "
+                              f"--patch-size, or leave out --train-scales")
+        if not (isinstance(self.crop_candidates, int) and self.crop_candidates >= 1):
+            raise ConfigError(f"--crop-candidates: must be a positive integer (1: plain random "
+                              f"crops), got {self.crop_candidates}")
+        if self.crop_candidates > 1 and self.patch_size is None:
+            raise ConfigError(f"--crop-candidates: choosing among crops needs --patch-size; "
+                              f"give one, or leave out --crop-candidates")
         if data_known:
             self.validate_data()
         return self if model == self.model else dataclasses.replace(self, model=model)
@@ -238,10 +260,18 @@ def _has_type(value, annotation) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if typing.get_origin(annotation) is tuple:  # (H, W): a JSON list, made a tuple on load
-        return isinstance(value, tuple) and all(_has_type(v, a) for v, a in
-                                                zip(value, typing.get_args(annotation)))
+    if typing.get_origin(annotation) is tuple:  # a JSON list, made a tuple on load
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[float, ...]
+            return isinstance(value, tuple) and all(_has_type(v, args[0]) for v in value)
+        return isinstance(value, tuple) and len(value) == len(args) and all(
+            _has_type(v, a) for v, a in zip(value, args))
     return not isinstance(annotation, type) or isinstance(value, annotation)
+
+
+def _scales_text(scales) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, (int, float)) else repr(v) for v in scales) \
+        if isinstance(scales, tuple) and scales else repr(scales)
 
 
 def _type_name(annotation) -> str:
@@ -251,14 +281,14 @@ def _type_name(annotation) -> str:
 
 
 # What a run on natural photographs uses unless told otherwise: the field's protocol (sigma in
-# 0-255 units, unclipped noise, MSE, which PSNR measures), crops with flips and rotations, a
-# cosine decay, the self-ensemble. Sized so that `python -m experiments.compare --dataset
-# skimage` (11,000 steps of 16 crops of 64x64) fits in 30 minutes on this project's 2-core CPU;
-# the README gives a GPU-scale recipe.
+# 0-255 units, unclipped noise, MSE, which PSNR measures), crops with flips and rotations (each
+# batch the busier half of twice as many), a cosine decay, the self-ensemble. Sized so that
+# `python -m experiments.compare --dataset skimage` (11,000 steps of 16 crops of 64x64) fits in
+# 30 minutes on this project's 2-core CPU; the README gives a GPU-scale recipe.
 NATURAL_DEFAULTS = dict(
     noise="gaussian:25/255", clip_noise=False, loss="mse", batch_size=16, patch_size=64,
     patches_per_epoch=16_000, epochs=11, learning_rate=2e-3, lr_schedule="cosine",
-    self_ensemble=True,
+    crop_candidates=2, self_ensemble=True,
 )
 NATURAL_MODELS = ("unet_res",)
 MNIST_MODELS = ("dense", "conv")
@@ -272,5 +302,6 @@ def dataset_defaults(dataset: str, image_size: Optional[tuple[int, int]], channe
     defaults = {**fixed, **NATURAL_DEFAULTS, "models": list(NATURAL_MODELS)}
     if image_size is not None and min(image_size) <= defaults["patch_size"]:
         # Small images of one size (e.g. CIFAR's 32x32) train whole, as MNIST's do.
-        defaults.update(patch_size=None, patches_per_epoch=None, batch_size=64)
+        defaults.update(patch_size=None, patches_per_epoch=None, crop_candidates=1,
+                        batch_size=64)
     return defaults

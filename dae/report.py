@@ -35,8 +35,13 @@ def _title(config: dict) -> str:
         title += f", first {config['train_examples']} training examples"
     if data.is_natural(config.get("dataset", data.MNIST)):
         title = title.replace("# Results:", f"# Results on {config['dataset']}:")
-        title += (f", {config['patch_size']}x{config['patch_size']} crops" if config["patch_size"]
-                  else "") + f", loss {config['loss']}"
+        scales = [s for s in config.get("train_scales") or (1,) if s != 1]
+        crops = f", {config['patch_size']}x{config['patch_size']} crops" if config["patch_size"] else ""
+        if crops and scales:
+            crops += f" (also at scales {', '.join(f'{s:g}' for s in scales)})"
+        if crops and config.get("crop_candidates", 1) > 1:
+            crops += f", each batch the busiest of {config['crop_candidates']}x as many"
+        title += crops + f", loss {config['loss']}"
     return title
 
 

@@ -36,6 +36,18 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
+def scale_list(text: str) -> tuple[float, ...]:
+    """--train-scales 1,0.75,0.5 -> (1.0, 0.75, 0.5) (their range is checked by Config)."""
+    try:
+        scales = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated factors such as 1,0.75,0.5, "
+                                         f"got {text!r}") from None
+    if not scales:
+        raise argparse.ArgumentTypeError("give at least one factor, e.g. 1,0.75,0.5")
+    return scales
+
+
 def baseline_list(text: str) -> list[str]:
     """--baselines a,b -> ['a', 'b'], 'none' -> [] (names are checked against the registry later)."""
     if text.strip() == "none":

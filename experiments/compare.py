@@ -52,6 +52,12 @@ def parse_args(argv=None):
                    help="train on random PxP crops (with flips and rotations) instead of whole images")
     p.add_argument("--patches-per-epoch", type=int, default=None,
                    help="with --patch-size: how many crops make an epoch")
+    p.add_argument("--train-scales", type=_cli.scale_list, default=None,
+                   help="with --patch-size: also crop the training images downscaled by these "
+                        "factors in (0, 1], e.g. 1,0.75,0.5 (default: 1, none)")
+    p.add_argument("--crop-candidates", type=int, default=None,
+                   help="with --patch-size: draw K times the crops and train on the busiest "
+                        "(largest pixel std) (default on photographs: 2; 1: plain random crops)")
     ensemble = p.add_mutually_exclusive_group()
     ensemble.add_argument("--self-ensemble", dest="self_ensemble", action="store_true", default=None,
                           help="denoise with the mean over the 8 flips and rotations of the input "
@@ -87,7 +93,8 @@ def parse_args(argv=None):
 # Options that are Config fields; left out (None), they take the dataset's defaults.
 CONFIG_OPTIONS = ("epochs", "noise", "clip_noise", "loss", "batch_size", "learning_rate",
                   "lr_schedule", "warmup_epochs", "weight_decay", "grad_clip", "patch_size",
-                  "patches_per_epoch", "seed", "train_examples", "channels", "self_ensemble")
+                  "patches_per_epoch", "train_scales", "crop_candidates", "seed", "train_examples",
+                  "channels", "self_ensemble")
 
 
 def main(argv=None) -> None:

@@ -66,6 +66,11 @@ def run_parser_error(main, argv, capsys):
     (["--dataset", "skimage", "--models", "dense"], ["--models", "'dense' takes whole images",
                                                      "several sizes"]),
     (["--dataset", "folder:/nonexistent/photos"], ["--dataset", "is not a directory"]),
+    (["--dataset", "skimage", "--train-scales", "1,0"], ["--train-scales", "(0, 1]", "got 1,0"]),
+    (["--dataset", "skimage", "--train-scales", "1.5"], ["--train-scales", "got 1.5"]),
+    (["--train-scales", "1,0.5"], ["--train-scales", "for crops", "--patch-size"]),
+    (["--dataset", "skimage", "--crop-candidates", "0"], ["--crop-candidates", "positive", "got 0"]),
+    (["--crop-candidates", "2"], ["--crop-candidates", "needs --patch-size"]),
 ])
 def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, tmp_path):
     code, err = run_cli(compare.main, argv + ["--workdir", str(tmp_path), "--data-dir", "/nonexistent"], capsys)
@@ -84,6 +89,7 @@ def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, 
     (["--seeds", "3"], ["--seeds", "two or more distinct seeds", "--seed"]),
     (["--seeds", "1,1"], ["--seeds", "two or more distinct seeds"]),
     (["--seed", "1", "--seeds", "0,1"], ["--seeds", "not allowed with argument --seed"]),
+    (["--train-scales", "1,x"], ["--train-scales", "comma-separated factors", "'1,x'"]),
 ])
 def test_compare_rejects_malformed_arguments(argv, needles, capsys):
     code, err = run_parser_error(compare.main, argv, capsys)

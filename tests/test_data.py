@@ -162,6 +162,21 @@ def test_crops_are_flipped_or_rotated_windows_of_large_enough_images_and_determi
     assert 0 < sum(crop.tobytes() in upright for crop in batch) < 64
 
 
+def test_with_candidates_the_busiest_crops_are_kept():
+    rng = np.random.default_rng(0)
+    split = images.Split.from_images([np.full((20, 20, 1), 128, np.uint8),
+                                      rng.integers(0, 256, (20, 20, 1), np.uint8)])
+    plain = np.asarray(patches.sampler(split, batch_size=32, patch_size=8)(jax.random.key(0)))
+    busy_sampler = patches.sampler(split, batch_size=32, patch_size=8, candidates=2)
+    busy = np.asarray(busy_sampler(jax.random.key(0)))
+    assert busy.shape == plain.shape == (32, 8, 8, 1)
+    np.testing.assert_array_equal(busy, busy_sampler(jax.random.key(0)))
+    flat = lambda batch: int((batch.std(axis=(1, 2, 3)) == 0).sum())
+    assert flat(plain) >= 8 and flat(busy) < flat(plain) // 2  # half of the crops were flat
+    std_B = busy.astype(np.float32).std(axis=(1, 2, 3))
+    assert (np.diff(std_B) <= 1e-3).all()  # busiest first
+
+
 def test_a_crop_larger_than_every_image_is_an_error():
     with pytest.raises(DataError, match="--patch-size: every training image is smaller than 40x40"):
         patches.sampler(small_split(), batch_size=4, patch_size=40)
@@ -177,6 +192,40 @@ def test_training_batches_skip_small_images_and_say_so():
     assert len(first) == batches.steps_per_epoch == 4 and first[0].shape == (8, 8, 8, 1)
     np.testing.assert_array_equal(first, [np.asarray(b) for b in batches.epoch(1)])
     assert not np.array_equal(first, [np.asarray(b) for b in batches.epoch(2)])
+
+
+def test_downscaled_copies_follow_each_image_at_their_sizes():
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 60, 3), np.uint8)
+    split = images.Split.from_images([rgb, rgb[:20]], ["a", "b"])
+    scaled = images.with_scales(split, (1.0, 0.5))
+    assert scaled.names == ("a", "a@0.5", "b", "b@0.5") and scaled.channels == 3
+    assert scaled.sizes_N2.tolist() == [[40, 60], [20, 30], [20, 60], [10, 30]]
+    np.testing.assert_array_equal(scaled.image(0), rgb)  # scale 1 is the image itself
+    half = np.asarray(Image.fromarray(rgb).resize((30, 20), Image.BICUBIC))
+    np.testing.assert_array_equal(scaled.image(1), half)  # each channel alone, as PIL's RGB
+    flat = images.Split.from_images([np.full((32, 32, 1), 77, np.uint8)])
+    assert (np.asarray(images.with_scales(flat, (0.75,)).image(0)) == 77).all()  # no ringing
+
+
+def test_training_crops_come_from_the_downscaled_copies_too():
+    config = Config(model="unet", dataset="folder:x", image_size=None, patch_size=8,
+                    patches_per_epoch=64, batch_size=64, loss="mse", clip_noise=False,
+                    train_scales=(1.0, 0.5))
+    said = []
+    split = small_split()
+    batches = data.TrainBatches(split, config, log=said.append)
+    assert said == ["skipping 4 of 8 training images (downscaled copies included) smaller than "
+                    "the 8x8 crops"]
+    batch = np.asarray(next(batches.epoch(1)))
+    np.testing.assert_array_equal(batch, next(batches.epoch(1)))
+    half = images.with_scales(split, (0.5,))
+    def candidates(s, i):
+        H, W = s.sizes_N2[i]
+        return {t.tobytes() for y in range(H - 7) for x in range(W - 7)
+                for t in dihedral(np.asarray(s.image(i))[y:y + 8, x:x + 8])}
+    from_half = set().union(*(candidates(half, i) for i in range(len(half))
+                              if (half.sizes_N2[i] >= 8).all()))
+    assert any(crop.tobytes() in from_half for crop in batch)
 
 
 FULLY_CONVOLUTIONAL = [n for n in models.REGISTRY if models.input_multiple(n) is not None]

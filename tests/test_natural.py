@@ -54,6 +54,7 @@ def test_the_run_records_the_natural_protocol_beside_its_checkpoints(rgb_run):
     assert (config.channels, config.image_size, config.patch_size) == (3, None, 16)
     assert (config.noise, config.clip_noise, config.loss) == ("gaussian:25/255", False, "mse")
     assert (config.lr_schedule, config.self_ensemble) == ("cosine", True)
+    assert config.crop_candidates == 2 and config.train_scales == (1.0,)
     results = json.loads((rgb_run / "run" / "results.json").read_text())
     subset = results["subset"]
     # Photographs are judged with the geometric self-ensemble; the single pass is reported beside it.
@@ -110,8 +111,10 @@ def test_an_odd_sized_rgb_file_is_denoised_into_an_rgb_file_of_its_size(rgb_run,
 def test_natural_defaults_and_run_names():
     skimage = dataset_defaults("skimage", None, 1)
     assert skimage["patch_size"] == NATURAL_DEFAULTS["patch_size"] and skimage["loss"] == "mse"
+    assert skimage["crop_candidates"] == 2
     cifar = dataset_defaults("tfds:cifar10", (32, 32), 3)
     assert cifar["patch_size"] is None and cifar["image_size"] == (32, 32)  # small: whole images
+    assert cifar["crop_candidates"] == 1
     assert dataset_defaults("mnist", (28, 28), 1)["models"] == ["dense", "conv"]
     config = Config(**{k: v for k, v in skimage.items() if k != "models"}, model="unet")
     assert compare.run_name(config).startswith("skimage_sigma25of255_b16_")

@@ -15,7 +15,7 @@ import numpy as np
 
 from dae import parallel, rng, xla
 from dae.data import folder, patches, skimage, tfds
-from dae.data.images import Split, to_float
+from dae.data.images import Split, to_float, with_scales
 from dae.data.tfds import DEFAULT_TFDS_DIR, resolve_data_dir
 from dae.errors import ConfigError
 
@@ -93,12 +93,17 @@ class TrainBatches:
         self.split = split.take(config.train_examples)
         self.batch_size = config.batch_size
         if config.patch_size:
+            images_in_split, copies = len(self.split), ""
+            if tuple(config.train_scales) != (1.0,):
+                self.split = with_scales(self.split, config.train_scales)
+                copies = " (downscaled copies included)"
             skipped = len(self.split) - patches.large_enough(self.split, config.patch_size).size
             if skipped:
-                log(f"skipping {skipped} of {len(self.split)} training images smaller than the "
-                    f"{config.patch_size}x{config.patch_size} crops")
-            self._sample = patches.sampler(self.split, config.batch_size, config.patch_size)
-            crops = config.patches_per_epoch or len(self.split)
+                log(f"skipping {skipped} of {len(self.split)} training images{copies} smaller "
+                    f"than the {config.patch_size}x{config.patch_size} crops")
+            self._sample = patches.sampler(self.split, config.batch_size, config.patch_size,
+                                           config.crop_candidates)
+            crops = config.patches_per_epoch or images_in_split  # downscaled copies not counted
             self.steps_per_epoch = max(1, crops // config.batch_size)
             self._key = rng.stream(config.seed, rng.PATCHES)
         else:  # (config.check_training_set has checked that a batch fits)

@@ -41,10 +41,22 @@ def _sample(pixels_u8, tables, key, *, batch_size: int, patch_size: int, channel
     return pick(flip_cols_B, patches[:, :, ::-1], patches)
 
 
-def sampler(split: Split, batch_size: int, patch_size: int) -> Callable[[jax.Array], jax.Array]:
+def _busiest(pixels_u8, tables, key, *, batch_size: int, candidates: int, **crop):
+    """The `batch_size` crops of largest pixel standard deviation among `candidates` times as
+    many random ones (by std, descending)."""
+    crops_KBPPC = _sample(pixels_u8, tables, key, batch_size=candidates * batch_size, **crop)
+    std_KB = crops_KBPPC.astype(jnp.float32).std(axis=(1, 2, 3))
+    return crops_KBPPC[jax.lax.top_k(std_KB, batch_size)[1]]
+
+
+def sampler(split: Split, batch_size: int, patch_size: int,
+            candidates: int = 1) -> Callable[[jax.Array], jax.Array]:
     """key -> a (batch_size, P, P, C) uint8 batch of random crops of `split`'s large-enough images.
 
-    Compiled once; each call gathers B*P*P*C bytes on the device (the images never leave it).
+    With `candidates` K > 1, K * batch_size crops are drawn and the batch_size busiest of them
+    (largest standard deviation) kept: flat crops (sky, walls, dark backgrounds) teach a
+    denoiser little once it smooths well, and edges and textures are where its error is.
+    Compiled once; each call gathers K*B*P*P*C bytes on the device (the images never leave it).
     The images are replicated over the mesh (dae.parallel) and the batch comes out sharded
     along `data`, each device gathering its own rows; the crops are the same on any layout.
     """
@@ -56,8 +68,9 @@ def sampler(split: Split, batch_size: int, patch_size: int) -> Callable[[jax.Arr
     tables = tuple(np.asarray(a, np.int32) for a in
                    (split.offsets_N[keep], split.sizes_N2[keep, 0], split.sizes_N2[keep, 1]))
     pixels, tables = parallel.replicate((split.pixels_u8, tables))
-    sample = xla.jit(functools.partial(_sample, batch_size=batch_size, patch_size=patch_size,
-                                       channels=split.channels),
+    crop = dict(batch_size=batch_size, patch_size=patch_size, channels=split.channels)
+    sample = xla.jit(functools.partial(_busiest, candidates=candidates, **crop) if candidates > 1
+                     else functools.partial(_sample, **crop),
                      out_shardings=parallel.batch_sharding())
     return functools.partial(sample, pixels, tables)
 
