@@ -8,8 +8,8 @@ MNIST-shaped uint8 images (the pixels' values do not change a step's cost, and n
 load), after a warm-up. The figure is steps per second with 2 devices over 1 device.
 
 With --noise-keys it also times, on one device, the natural benchmark's step (unet_res, 16
-crops of 64x64) with per-example noise keys (dae.train.example_keys, issue 10) against one key
-for the whole batch (before), alternating in one process.
+crops of 64x64) with per-example noise keys (dae.train.example_keys) against one key for the
+whole batch, alternating in one process.
 """
 
 import argparse
@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from experiments import _cli
+from dae import cli
 
 DEFAULT_STEPS = {"dense": 400, "conv": 40, "unet_res": 10}
 
@@ -28,16 +28,16 @@ def _worker(models, steps_scale: float) -> dict:
     import numpy as np
 
     from dae import data, parallel, rng, train
-    from dae.config import Config
+    from dae.config import Config, validate
 
     images = np.random.default_rng(0).integers(0, 256, (4096, 28, 28, 1), dtype=np.uint8)
     split = data.Split.from_array(images)
     timings = {}
     lockstep = parallel.lockstep()
     for model in models:
-        config = Config(model=model).validate()
+        config = validate(Config(model=model))
         steps = max(1, int(DEFAULT_STEPS.get(model, 40) * steps_scale))
-        batches = data.TrainBatches(split, config, log=lambda _: None)
+        batches = data.TrainBatches(split, config)
         step_fn = train.make_train_step(config)
         state = train.create_train_state(rng.stream(0, rng.INIT), config)
         key = rng.stream(0, rng.NOISE)
@@ -51,7 +51,7 @@ def _worker(models, steps_scale: float) -> dict:
                 state, metrics = step_fn(state, next(it), key)
                 if lockstep:  # as fit does
                     jax.block_until_ready(state)
-                loss_sum, first_bad = train._track_loss(loss_sum, first_bad, metrics["loss"],
+                loss_sum, first_bad = train.track_loss(loss_sum, first_bad, metrics["loss"],
                                                         state.step)
             jax.block_until_ready(state)
 
@@ -72,14 +72,14 @@ def _noise_keys(steps: int, rounds: int) -> dict:
     from benchmarks.patches import natural_config
 
     class OneKey(noise.Noise):
-        """Before issue 10: the whole batch's noise from one key (the step's)."""
+        """The whole batch's noise from one key (the step's): what per-example keys cost."""
 
         def sample_each(self, keys_B, clean_BHWC):
             return self.sample(keys_B[0], clean_BHWC)
 
-    dataset = data.load("skimage", warn=lambda _: None)
+    dataset = data.load("skimage")
     config = natural_config("unet_res", dataset)
-    batches = data.TrainBatches(dataset.train, config, log=lambda _: None)
+    batches = data.TrainBatches(dataset.train, config)
     batch = next(batches.epoch(1))
     model = config.noise_model()
     fns = {"per-example keys": train.make_train_step(config),
@@ -103,8 +103,8 @@ def _noise_keys(steps: int, rounds: int) -> dict:
 
 
 def main(argv=None) -> None:
-    p = _cli.Parser(prog="python -m benchmarks.parallel", description=__doc__.splitlines()[0])
-    p.add_argument("--models", type=_cli.model_list, default=["conv", "dense"])
+    p = cli.Parser(prog="python -m benchmarks.parallel", description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=cli.model_list, default=["conv", "dense"])
     p.add_argument("--devices", default="1,2", help="host device counts to compare (default 1,2)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps-scale", type=float, default=1.0,
@@ -147,4 +147,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

@@ -12,21 +12,22 @@ import time
 import jax
 
 from benchmarks import throughput
-from dae import data, rng, train
-from dae.config import Config, NATURAL_DEFAULTS, NATURAL_MODELS, dataset_defaults
-from experiments import _cli
+from dae import cli, data, protocols, rng, train
+from dae.config import Config, DataInfo, validate
+
+NATURAL_DEFAULTS = protocols.PHOTOGRAPHS.defaults
 
 
 def natural_config(model: str, dataset: data.Dataset) -> Config:
-    """The natural benchmark's config for `model` (dae.config.NATURAL_DEFAULTS)."""
-    defaults = dataset_defaults(dataset.spec, dataset.image_size, dataset.channels)
-    defaults.pop("models")
-    return Config(**defaults, model=model).validate()
+    """The natural benchmark's config for `model` (dae.protocols.PHOTOGRAPHS)."""
+    fields = protocols.PHOTOGRAPHS.config_fields(dataset.spec, dataset.image_size,
+                                                 dataset.channels)
+    return validate(Config(**fields, model=model), DataInfo(dataset.image_size))
 
 
 def time_sampling(config: Config, dataset: data.Dataset, steps: int, rounds: int) -> dict:
     """Best milliseconds per step, over `rounds` alternating rounds, with and without sampling."""
-    batches = data.TrainBatches(dataset.train, config, log=lambda _: None)
+    batches = data.TrainBatches(dataset.train, config)
     fixed_batch = next(batches.epoch(1))
     step_fn = train.make_train_step(config)
     noise_key = rng.stream(config.seed, rng.NOISE)
@@ -49,15 +50,15 @@ def time_sampling(config: Config, dataset: data.Dataset, steps: int, rounds: int
 
 
 def main(argv=None) -> None:
-    p = _cli.Parser(prog="python -m benchmarks.patches", description=__doc__.splitlines()[0])
-    p.add_argument("--models", type=_cli.model_list, default=list(NATURAL_MODELS))
+    p = cli.Parser(prog="python -m benchmarks.patches", description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=cli.model_list, default=list(protocols.PHOTOGRAPHS.models))
     p.add_argument("--dataset", default="skimage")
     p.add_argument("--steps", type=throughput.positive_int, default=20,
                    help="timed steps per round (default: 20)")
     p.add_argument("--rounds", type=throughput.positive_int, default=4,
                    help="alternating timing rounds; the best of each is kept (default: 4)")
     args = p.parse_args(argv)
-    dataset = data.load(data.canonical(args.dataset), warn=lambda _: None)
+    dataset = data.load(data.canonical(args.dataset))
     print(f"{jax.default_backend()}, {dataset.spec}: batch {NATURAL_DEFAULTS['batch_size']} of "
           f"{NATURAL_DEFAULTS['patch_size']}x{NATURAL_DEFAULTS['patch_size']} crops")
     for name in args.models:
@@ -69,4 +70,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

@@ -23,7 +23,7 @@ import numpy as np
 from benchmarks import peers
 from dae import config as config_lib
 from dae import data, evaluation, models, train
-from experiments import _cli
+from dae import cli
 
 # About 10-20 s per peer on 2 CPU cores (~950 images/s on conv, 10-30k on dense).
 DEFAULT_STEPS = {"dense": 400, "conv": 100}
@@ -35,8 +35,8 @@ def run_ours(name: str, train_u8: jax.Array, *, steps: int, warmup_steps: int,
              batch_size: int, noise_std: float, seed: int) -> peers.Timing:
     """Times dae.train's jitted step on batches pre-sliced on the device."""
     start = time.perf_counter()
-    config = config_lib.Config(model=name, batch_size=batch_size, noise=f"gaussian:{noise_std:g}",
-                               seed=seed).validate()
+    config = config_lib.validate(config_lib.Config(
+        model=name, batch_size=batch_size, noise=f"gaussian:{noise_std:g}", seed=seed))
     state = train.create_train_state(jax.random.key(seed), config)
     peers.check_params(name, OURS, models.count_params(state.params))
     train_step = train.make_train_step(config)
@@ -60,7 +60,8 @@ def run_ours(name: str, train_u8: jax.Array, *, steps: int, warmup_steps: int,
 
 def time_evaluation(name: str, test: data.Split, *, noise_std: float, seed: int) -> float:
     """Seconds for evaluation.evaluate over the whole validation set (after a call that compiles)."""
-    config = config_lib.Config(model=name, noise=f"gaussian:{noise_std:g}", seed=seed).validate()
+    config = config_lib.validate(config_lib.Config(model=name, noise=f"gaussian:{noise_std:g}",
+                                                   seed=seed))
     state = train.create_train_state(jax.random.key(seed), config)
     validation = jax.block_until_ready(evaluation.validation_set(config, test))
     evaluation.evaluate(state, validation)
@@ -145,8 +146,8 @@ def non_negative_int(text: str) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = _cli.Parser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=_cli.model_list, default=list(DEFAULT_STEPS),
+    parser = cli.Parser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=cli.model_list, default=list(DEFAULT_STEPS),
                         help="comma-separated, from: dense,conv (default: both)")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="timed steps per implementation (default: "
@@ -183,7 +184,8 @@ def main(argv=None) -> None:
     mnist = data.load_mnist(args.data_dir)
     train_u8 = jax.block_until_ready(mnist.train.pixels_u8)
     data_load_s = time.perf_counter() - start
-    config_lib.Config(batch_size=args.batch_size).check_batch_fits(train_u8.shape[0])
+    config_lib.validate(config_lib.Config(batch_size=args.batch_size),
+                        config_lib.DataInfo((28, 28), train_u8.shape[0]))
     train_np = np.asarray(train_u8)  # The peers' copy, on the host.
 
     results = {}
@@ -238,4 +240,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

@@ -13,15 +13,15 @@ import numpy as np
 
 from benchmarks import throughput
 from dae import train, xla
-from dae.config import Config
-from experiments import _cli
+from dae.config import Config, validate
+from dae import cli
 
 DEFAULT_STEPS = {"dense": 200, "conv": 10}
 
 
 def time_variants(name: str, steps: int, rounds: int, batch_size: int = 128) -> dict[str, float]:
     """Best milliseconds per step over `rounds` rounds, per compilation."""
-    config = Config(model=name, batch_size=batch_size).validate()
+    config = validate(Config(model=name, batch_size=batch_size))
     step = functools.partial(train.train_step, noise_model=config.noise_model())
     compiled = {"xla defaults": jax.jit(step, donate_argnums=0), "dae.xla options": xla.jit(step, donate_argnums=0)}
     batch = jax.numpy.asarray(np.random.RandomState(0).randint(0, 256, (batch_size, 28, 28, 1), np.uint8))
@@ -44,14 +44,14 @@ def time_variants(name: str, steps: int, rounds: int, batch_size: int = 128) -> 
 
 
 def main(argv=None) -> None:
-    p = _cli.Parser(prog="python -m benchmarks.xla_options", description=__doc__.splitlines()[0])
-    p.add_argument("--models", type=_cli.model_list, default=list(DEFAULT_STEPS))
+    p = cli.Parser(prog="python -m benchmarks.xla_options", description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=cli.model_list, default=list(DEFAULT_STEPS))
     p.add_argument("--rounds", type=throughput.positive_int, default=4,
                    help="alternating timing rounds; the best of each is kept (default: 4)")
     args = p.parse_args(argv)
     print(f"{jax.default_backend()}, dae.xla.CPU_OPTIONS = {xla.CPU_OPTIONS}")
     for name in args.models:
-        Config(model=name).validate()
+        validate(Config(model=name))
         best = time_variants(name, DEFAULT_STEPS.get(name, 10), args.rounds)
         base = best["xla defaults"]
         for k, ms in best.items():
@@ -59,4 +59,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

@@ -11,14 +11,12 @@ docstring: for digits on 200 noisy *training* images at sigma 0.4, for photograp
 the images they are compared on.
 """
 
-import time
 from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
 from skimage import restoration
 
-from dae import evaluation, models
 from dae.errors import ConfigError
 
 NONE = "none"  # --baselines none: no baseline
@@ -99,12 +97,6 @@ REGISTRY = {
     "nlm": non_local_means,
     "bm3d": block_matching_3d,
 }
-# BM3D takes ~0.3-0.9 s per MNIST digit on a 2-core CPU (5-15 minutes on 1,000 images), so a
-# default MNIST comparison leaves it out; `--baselines all` adds it. The others take ~3 ms an
-# image together. On photographs (a few test images) every baseline runs by default.
-DEFAULT_NAMES = ("noisy", "gaussian", "median", "tv", "nlm")
-NATURAL_NAMES = ("noisy", "gaussian", "median", "nlm", "bm3d")
-DEFAULT_EXAMPLES = 1000
 
 
 def true_sigma(noise_model) -> Optional[float]:
@@ -114,8 +106,7 @@ def true_sigma(noise_model) -> Optional[float]:
     return noise_model.low if fixed_gaussian and not noise_model.clip else None
 
 
-def resolve_names(names: Optional[Sequence[str]],
-                  default: Sequence[str] = DEFAULT_NAMES) -> list[str]:
+def resolve_names(names: Optional[Sequence[str]], default: Sequence[str]) -> list[str]:
     """--baselines as given -> the baselines to run: None is `default`, [ALL] all of them."""
     if names is None:
         return list(default)
@@ -129,20 +120,17 @@ def check_names(names: Sequence[str]) -> None:
     """Raises ConfigError for a name that is not a baseline."""
     for name in names:
         if name not in REGISTRY:
-            raise ConfigError(f"--baselines: unknown baseline {name!r}; choose from "
+            raise ConfigError("--baselines", f"unknown baseline {name!r}; choose from "
                               f"{', '.join(REGISTRY)}, or {ALL} or {NONE}")
 
 
-def check_examples(num_examples: int) -> None:
-    """Raises ConfigError unless num_examples >= 1 (checked before the data is loaded)."""
+def check_examples(num_examples: int, available: Optional[int] = None) -> None:
+    """Raises ConfigError unless 1 <= num_examples (<= available, the validation set's size,
+    once it is known)."""
     if num_examples < 1:
-        raise ConfigError(f"--baseline-examples: must be a positive integer, got {num_examples}")
-
-
-def check_examples_fit(num_examples: int, available: int) -> None:
-    """Raises ConfigError unless num_examples <= available (the validation set's size)."""
-    if num_examples > available:
-        raise ConfigError(f"--baseline-examples: {num_examples} is more than the {available} "
+        raise ConfigError("--baseline-examples", f"must be a positive integer, got {num_examples}")
+    if available is not None and num_examples > available:
+        raise ConfigError("--baseline-examples", f"{num_examples} is more than the {available} "
                           f"validation images; use at most {available}")
 
 
@@ -152,45 +140,3 @@ def denoise(name: str, noisy_images: Sequence[np.ndarray], sigma: Optional[float
     like a model's output."""
     return [np.clip(REGISTRY[name](np.asarray(im, np.float64), sigma, photos), 0.0, 1.0)
             .astype(np.float32) for im in noisy_images]
-
-
-def evaluate_baselines(validation: evaluation.Validation, names: Sequence[str],
-                       sigma: Optional[float] = None, photos: bool = False,
-                       outputs: Optional[dict] = None, keep: int = 0) -> dict[str, dict]:
-    """Each baseline of `names` (checked: resolve_names) on every image of `validation`: mean
-    PSNR, SSIM, ms per image, and per image PSNR and SSIM where the images have names. The first
-    `keep` outputs of each baseline go in `outputs[name]` (for figures)."""
-    noisy, clean = validation.images("noisy"), validation.images("clean")
-    rows = {}
-    for name in names:
-        # Untimed, on a small crop: lazy imports and first-call setup.
-        REGISTRY[name](np.asarray(noisy[0][:32, :32], np.float64), sigma, photos)
-        start = time.perf_counter()
-        denoised = denoise(name, noisy, sigma, photos)
-        seconds = time.perf_counter() - start
-        rows[name] = _row(evaluation.quality(denoised, clean), seconds, validation)
-        if outputs is not None:
-            outputs[name] = denoised[:keep]
-    return rows
-
-
-def _row(scores: dict[str, np.ndarray], seconds: float, validation) -> dict:
-    # Means in float64 on the host, as evaluation.evaluate takes them.
-    row = {k: float(np.mean(v)) for k, v in scores.items()}
-    row.update(ms_per_image=1000.0 * seconds / len(validation), examples=len(validation))
-    if validation.names:
-        row["per_image"] = {n: {k: float(v[i]) for k, v in scores.items()}
-                            for i, n in enumerate(validation.names)}
-    return row
-
-
-def evaluate_model(state, validation: evaluation.Validation) -> dict:
-    """A learned model on the same images: PSNR, SSIM, its loss, params, eval ms per image."""
-    evaluation.per_image(state, validation)  # Compiles for these shapes: only running is timed.
-    start = time.perf_counter()
-    scores = evaluation.per_image(state, validation)
-    seconds = time.perf_counter() - start
-    row = _row({k: scores[k] for k in ("psnr", "ssim")}, seconds, validation)
-    row.update(params=models.count_params(state.params),
-               **{f"val_{state.loss}": float(np.mean(scores[state.loss]))})
-    return row

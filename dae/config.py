@@ -1,145 +1,90 @@
-"""Run configuration: one frozen dataclass, validated once, saved as JSON beside its checkpoints."""
+"""A run's configuration: one frozen dataclass whose fields are declared once, with the
+command-line flag each one takes; `validate` checks all of them in one place; saved as JSON
+beside the run's checkpoints.
 
+The defaults are the paper's MNIST run; a protocol (dae.protocols) gives those of other data.
+"""
+
+import argparse
 import dataclasses
 import json
 import math
 import os
 import typing
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, NamedTuple, Optional
 
 from dae.errors import ConfigError
 
 LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 
+def _scales(text: str) -> tuple[float, ...]:
+    """--train-scales 1,0.75,0.5 -> (1.0, 0.75, 0.5) (their range is checked by `validate`)."""
+    try:
+        scales = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated factors such as 1,0.75,0.5, "
+                                         f"got {text!r}") from None
+    if not scales:
+        raise argparse.ArgumentTypeError("give at least one factor, e.g. 1,0.75,0.5")
+    return scales
+
+
+def _field(default, help: str, flag: bool = True, parse=None):
+    """A Config field and its command-line flag (`--name-with-dashes`; `flag=False`: none)."""
+    return dataclasses.field(default=default,
+                             metadata={"help": help, "flag": flag, "parse": parse})
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything that determines a training run (and so its numbers).
+    """Everything that determines a training run (and so its numbers)."""
 
-    The defaults are the paper's MNIST run; `dataset_defaults` gives those of natural images.
-    """
-
-    model: str = "conv"
-    epochs: int = 20
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    noise: str = "gaussian:0.4"  # a dae.noise spec: KIND:LEVEL or KIND:LOW-HIGH
-    seed: int = 0
-    train_examples: Optional[int] = None  # None: the whole training split
-    dataset: str = "mnist"  # a dae.data spec: mnist, tfds:NAME, folder:PATH, skimage
-    channels: int = 1
+    model: str = _field("conv", "a dae.models spec, NAME[:KEY=VALUE...]", flag=False)
+    epochs: int = _field(20, "training epochs")
+    batch_size: int = _field(128, "examples (or crops) per step, over all devices")
+    learning_rate: float = _field(1e-3, "the optimizer's (peak) learning rate")
+    noise: str = _field("gaussian:0.4",
+                        "noise spec: gaussian:SIGMA, salt_pepper:P, poisson:PEAK, speckle:SIGMA, "
+                        "or a range such as gaussian:0.0-0.6; a level may be a fraction "
+                        "(gaussian:25/255)")
+    seed: int = _field(0, "the seed of everything random: initialization, order, noise")
+    train_examples: Optional[int] = _field(None, "train on the first N training examples only "
+                                                 "(default: all)")
+    dataset: str = _field("mnist", "mnist, skimage, tfds:NAME, folder:PATH or "
+                                   "folder:TRAIN_DIR,VAL_DIR")
+    channels: int = _field(1, "1 (grey) or 3 (RGB); default: the dataset's (skimage: 1)")
     # (H, W) of every image when the dataset has one size (the dense model needs it), else None.
-    image_size: Optional[tuple[int, int]] = (28, 28)
-    patch_size: Optional[int] = None  # None: train on whole images
-    # With patch_size: an epoch is this many crops (None: as many as there are training images).
-    patches_per_epoch: Optional[int] = None
-    # With patch_size: crops also come from the training images downscaled by these factors
-    # (dae.data.images.with_scales), each copy drawn as often as an image; (1.0,): none.
-    train_scales: tuple[float, ...] = (1.0,)
-    # With patch_size: each batch keeps the busiest (largest pixel std) of this many times as
-    # many random crops (dae.data.patches.sampler); 1: every crop as drawn.
-    crop_candidates: int = 1
-    loss: str = "bce"  # the paper's; mse or l1 make the models output pixels, not logits
-    clip_noise: bool = True  # clip noisy images to [0, 1] (the paper's T(x)); not for photographs
-    lr_schedule: str = "constant"  # constant, cosine (to 0 at the last step), warmup_cosine
-    warmup_epochs: int = 0  # warmup_cosine: epochs of linear warmup from 0
-    # > 0: AdamW (optax.adamw, decoupled: each step also takes learning rate x this x w off
-    # every parameter); 0: the paper's Adam.
-    weight_decay: float = 0.0
-    grad_clip: Optional[float] = None  # clip the gradients' global norm to this; None or 0: off
-    # Denoise (validation, evaluate, sweep, denoise) with the mean over the 8 flips and rotations
-    # of the input; training is unchanged. The paper's models do not.
-    self_ensemble: bool = False
+    image_size: Optional[tuple[int, int]] = _field((28, 28), "", flag=False)
+    patch_size: Optional[int] = _field(None, "train on random PxP crops (with flips and "
+                                             "rotations) instead of whole images")
+    patches_per_epoch: Optional[int] = _field(None, "with --patch-size: how many crops make an "
+                                                    "epoch (default: one per training image)")
+    train_scales: tuple[float, ...] = _field(
+        (1.0,), "with --patch-size: also crop the training images downscaled by these factors "
+                "in (0, 1], e.g. 1,0.75,0.5 (dae.data.images.with_scales)", parse=_scales)
+    crop_candidates: int = _field(1, "with --patch-size: draw K times the crops and train on the "
+                                     "busiest (largest pixel std); 1: plain random crops")
+    loss: str = _field("bce", "bce (the paper's; outputs are logits), mse or l1 (outputs are "
+                              "pixels)")
+    clip_noise: bool = _field(True, "clip noisy images to [0, 1] (the paper's T(x); not the "
+                                    "field's for photographs)")
+    lr_schedule: str = _field("constant", "constant, cosine (to 0 at the last step) or "
+                                          "warmup_cosine")
+    warmup_epochs: int = _field(0, "with warmup_cosine: epochs of linear warmup from 0")
+    weight_decay: float = _field(0.0, "AdamW's decoupled weight decay when > 0 (0: the paper's "
+                                      "Adam)")
+    grad_clip: Optional[float] = _field(None, "clip the gradients' global norm to this "
+                                              "(default: no clipping)")
+    self_ensemble: bool = _field(False, "denoise (validation, evaluate, sweep, denoise) with the "
+                                        "mean over the 8 flips and rotations of the input (8x the "
+                                        "inference); training is unchanged")
 
     def __post_init__(self):
         for field in ("image_size", "train_scales"):
             if isinstance(getattr(self, field), list):  # from JSON
                 object.__setattr__(self, field, tuple(getattr(self, field)))
-
-    def validate(self, data_known: bool = True) -> "Config":
-        """Raises ConfigError naming the first bad field; returns the config, its model spec in
-        canonical form (dae.models.canonical).
-
-        With `data_known=False` (options checked before the data is loaded) the checks that need
-        the dataset's image size and training-set size are left for later.
-        """
-        from dae import data, metrics, models  # Late imports: they import jax; config stays light.
-
-        model = models.canonical(self.model)
-        if self.epochs < 1:
-            raise ConfigError(f"--epochs: must be a positive integer, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size: must be a positive integer, got {self.batch_size}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ConfigError(f"--learning-rate: must be positive, got {self.learning_rate}")
-        self.noise_model()
-        data.parse(self.dataset)
-        if self.channels not in (1, 3):
-            raise ConfigError(f"--channels: must be 1 or 3, got {self.channels}")
-        if self.loss not in metrics.LOSSES:
-            raise ConfigError(f"--loss: unknown loss {self.loss!r}; choose from "
-                              f"{', '.join(metrics.LOSSES)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"--lr-schedule: unknown schedule {self.lr_schedule!r}; choose from "
-                              f"{', '.join(LR_SCHEDULES)}")
-        if not 0 <= self.warmup_epochs < self.epochs or (
-                self.lr_schedule == "warmup_cosine" and self.warmup_epochs < 1):
-            raise ConfigError(f"--warmup-epochs: must be at least 1 (with warmup_cosine) and less "
-                              f"than --epochs ({self.epochs}), got {self.warmup_epochs}")
-        if not 0 <= self.weight_decay < math.inf:
-            raise ConfigError(f"--weight-decay: must be a finite number >= 0 (0: Adam, > 0: "
-                              f"AdamW), got {self.weight_decay}")
-        if self.grad_clip is not None and not 0 <= self.grad_clip < math.inf:
-            raise ConfigError(f"--grad-clip: must be a finite global norm > 0 (0: no clipping), "
-                              f"got {self.grad_clip}")
-        if self.train_examples is not None and self.train_examples < 1:
-            raise ConfigError(f"--train-examples: must be a positive integer, got {self.train_examples}")
-        if self.patch_size is not None and self.patch_size < 1:
-            raise ConfigError(f"--patch-size: must be a positive integer, got {self.patch_size}")
-        scales = self.train_scales
-        if not (isinstance(scales, tuple) and scales
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1
-                        for v in scales)):
-            raise ConfigError(f"--train-scales: must be one or more factors in (0, 1], e.g. "
-                              f"1,0.75,0.5, got {_scales_text(scales)}")
-        if tuple(scales) != (1.0,) and self.patch_size is None:
-            raise ConfigError(f"--train-scales: downscaled copies are for crops; give "
-                              f"--patch-size, or leave out --train-scales")
-        if not (isinstance(self.crop_candidates, int) and self.crop_candidates >= 1):
-            raise ConfigError(f"--crop-candidates: must be a positive integer (1: plain random "
-                              f"crops), got {self.crop_candidates}")
-        if self.crop_candidates > 1 and self.patch_size is None:
-            raise ConfigError(f"--crop-candidates: choosing among crops needs --patch-size; "
-                              f"give one, or leave out --crop-candidates")
-        if data_known:
-            self.validate_data()
-        return self if model == self.model else dataclasses.replace(self, model=model)
-
-    def validate_data(self) -> None:
-        """The checks that need the dataset's image size (the config's image_size, from the
-        data); ConfigError naming the first bad option."""
-        from dae import models
-
-        if self.train_examples is not None and self.patch_size is None:
-            self.check_batch_fits(self.train_examples)
-        multiple = models.input_multiple(self.model)
-        if multiple is None and (self.patch_size is not None or self.image_size is None):
-            why = (f"{self.dataset} has images of several sizes" if self.image_size is None
-                   else "leave out --patch-size")
-            raise ConfigError(f"--models: model {self.model!r} takes whole images of one size, "
-                              f"not crops; {why}")
-        if self.patch_size is None:
-            if self.image_size is None:
-                raise ConfigError(f"--patch-size: the images of {self.dataset} have several sizes, "
-                                  f"so training needs crops: give a patch size")
-            return
-        if self.patch_size % multiple:
-            raise ConfigError(f"--patch-size: model {self.model!r} needs a multiple of {multiple}, "
-                              f"got {self.patch_size}")
-        if self.patches_per_epoch is not None and self.patches_per_epoch < self.batch_size:
-            raise ConfigError(f"--patches-per-epoch: must be at least the batch size "
-                              f"({self.batch_size}), got {self.patches_per_epoch}")
 
     def noise_model(self):
         """The parsed noise spec (a dae.noise.Noise); ConfigError if it is malformed."""
@@ -155,40 +100,13 @@ class Config:
 
         multiple = models.input_multiple(self.model)
         if self.image_size is not None:
-            H, W = (size + -size % (multiple or 1) for size in self.image_size)
+            H, W = (size + -size % multiple for size in self.image_size)
             return (H, W, self.channels)
-        size = self.patch_size or 4 * (multiple or 1)
+        size = self.patch_size or 4 * multiple
         return (size, size, self.channels)
-
-    def check_training_set(self, num_train: int) -> None:
-        """Once the data is loaded: a batch of whole images must fit in the `num_train` training
-        images (validate_data checked --train-examples where it asks for no more than those)."""
-        if self.patch_size is None and (self.train_examples or num_train) >= num_train:
-            self.check_batch_fits(num_train)
-
-    def check_batch_fits(self, num_train: int) -> None:
-        """A batch must fit in the training set (the last partial batch of an epoch is dropped)."""
-        if self.batch_size > num_train:
-            raise ConfigError(
-                f"--batch-size: {self.batch_size} is larger than the training set "
-                f"({num_train} examples); use at most {num_train}"
-            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        if "noise_std" in d:  # configs saved before noise specs existed: Gaussian noise
-            noise_std = d["noise_std"]
-            is_number = isinstance(noise_std, (int, float))
-            noise = f"gaussian:{noise_std:g}" if is_number else str(noise_std)
-            d = {**{k: v for k, v in d.items() if k != "noise_std"}, "noise": noise}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown fields {', '.join(sorted(unknown))}")
-        return cls(**d)
 
     def save(self, path: Path) -> None:
         """Writes the config as JSON atomically: a run killed meanwhile leaves the old file or none."""
@@ -199,7 +117,8 @@ class Config:
 
     @classmethod
     def load(cls, path: Path) -> "Config":
-        """The config saved at `path`; a ConfigError naming the file if it cannot be one."""
+        """The config saved at `path`, checked by `validate`; a ConfigError naming the file and
+        the field if it cannot be one."""
         path = Path(path)
         try:
             d = json.loads(path.read_text())
@@ -214,26 +133,23 @@ class Config:
         if not isinstance(d, dict):
             raise ConfigError(
                 f"{path}: not a JSON config file (a {type(d).__name__}, not an object)")
-        missing = [f for f in REQUIRED_FIELDS
-                   if f not in d and not (f == "noise" and "noise_std" in d)]
-        if missing:
-            raise ConfigError(f"{path}: lacks the fields {', '.join(missing)}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown, missing = sorted(set(d) - set(fields)), [f for f in fields if f not in d]
+        if unknown or missing:
+            what = ([f"unknown fields {', '.join(unknown)}"] if unknown else []) + (
+                [f"lacks the fields {', '.join(missing)}"] if missing else [])
+            raise ConfigError(f"{path}: {'; '.join(what)}")
+        config = cls(**d)
+        for field in fields.values():
+            value = getattr(config, field.name)
+            if not _has_type(value, field.type):
+                raise ConfigError(f"{path}: {field.name}: {value!r} is not of type "
+                                  f"{_type_name(field.type)}")
         try:
-            config = cls.from_dict(d)
-            for field in dataclasses.fields(cls):
-                value = getattr(config, field.name)
-                if not _has_type(value, field.type):
-                    raise ConfigError(
-                        f"{field.name}: {value!r} is not of type {_type_name(field.type)}")
-            config = config.validate()
+            return validate(config, DataInfo(config.image_size))
         except ConfigError as e:
-            # validate() names command-line options ("--batch-size: ..."); a file has fields.
-            option, colon, problem = str(e).partition(": ")
-            if option.startswith("--") and colon:
-                field = "model" if option == "--models" else option[2:].replace("-", "_")
-                e = f"{field}: {problem}"
-            raise ConfigError(f"{path}: {e}") from None
-        return config
+            field = FIELD_OF_OPTION.get(e.option)
+            raise ConfigError(f"{path}: {field}: {e.problem}" if field else f"{path}: {e}") from None
 
     def differences(self, other: "Config", ignore=("epochs",)) -> list[str]:
         """Fields (other than `ignore`) whose values differ, as 'name: self != other'."""
@@ -244,10 +160,133 @@ class Config:
         ]
 
 
-# What every config file ever saved holds (noise was noise_std before noise specs); fields added
-# later have defaults, so older files still load.
-REQUIRED_FIELDS = ("model", "epochs", "batch_size", "learning_rate", "noise", "seed",
-                   "train_examples")
+def option(field: str) -> str:
+    """The command-line option of a Config field: 'batch_size' -> '--batch-size'; the model
+    is given as one of `--models`."""
+    return "--models" if field == "model" else "--" + field.replace("_", "-")
+
+
+FIELD_OF_OPTION = {option(f.name): f.name for f in dataclasses.fields(Config)}
+
+
+def add_flags(parser: argparse.ArgumentParser, alternatives: Mapping[str, tuple] = {}) -> None:
+    """A flag for each Config field that has one, left out (None) unless given; a bool field
+    gets --NAME and --no-NAME. `alternatives` maps a field to (flags, argparse keywords) of an
+    option that is given instead of it (--noise-std for --noise), never with it. `given(args)`
+    reads the fields back."""
+    group = parser.add_argument_group("run configuration (default: the protocol's, "
+                                      "dae.protocols)")
+    for f in dataclasses.fields(Config):
+        if not f.metadata["flag"]:
+            continue
+        where = group
+        if f.name in alternatives:
+            where = group.add_mutually_exclusive_group()
+            flags, keywords = alternatives[f.name]
+            where.add_argument(*flags, **keywords)
+        if f.type is bool:
+            where.add_argument(option(f.name), action=argparse.BooleanOptionalAction,
+                               default=None, help=f.metadata["help"])
+            continue
+        kind = f.metadata["parse"] or next(
+            t for t in (int, float, str) if t is f.type or t in typing.get_args(f.type))
+        where.add_argument(option(f.name), type=kind, default=None, help=f.metadata["help"])
+
+
+def given(args: argparse.Namespace) -> dict:
+    """The Config fields given on the command line (by add_flags' flags)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+            if f.metadata["flag"] and getattr(args, f.name, None) is not None}
+
+
+class DataInfo(NamedTuple):
+    """What `validate` needs to know of the loaded data: the one (H, W) of its images (None:
+    several sizes) and, for a run about to train, how many training images it has."""
+
+    image_size: Optional[tuple[int, int]]
+    num_train: Optional[int] = None
+
+
+def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
+    """Checks every field of `config`; returns it with its model spec in canonical form.
+
+    A ConfigError names the option and what is allowed. Without `data` (options checked before
+    the data is loaded) the checks that need the images are left out; a run checks once more,
+    with them, before it trains.
+    """
+    from dae import data as datasets, metrics, models, parallel  # (they import jax)
+
+    def check(ok: bool, field: str, problem: str) -> None:
+        if not ok:
+            raise ConfigError(option(field), problem)
+
+    c = config
+    model = models.canonical(c.model)
+    check(c.epochs >= 1, "epochs", f"must be a positive integer, got {c.epochs}")
+    check(c.batch_size >= 1, "batch_size", f"must be a positive integer, got {c.batch_size}")
+    check(c.learning_rate > 0 and math.isfinite(c.learning_rate), "learning_rate",
+          f"must be positive, got {c.learning_rate}")
+    c.noise_model()
+    datasets.parse(c.dataset)
+    check(c.channels in (1, 3), "channels", f"must be 1 or 3, got {c.channels}")
+    check(c.loss in metrics.LOSSES, "loss",
+          f"unknown loss {c.loss!r}; choose from {', '.join(metrics.LOSSES)}")
+    check(c.lr_schedule in LR_SCHEDULES, "lr_schedule",
+          f"unknown schedule {c.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
+    check(0 <= c.warmup_epochs < c.epochs and (c.lr_schedule != "warmup_cosine"
+                                               or c.warmup_epochs >= 1), "warmup_epochs",
+          f"must be at least 1 (with warmup_cosine) and less than --epochs ({c.epochs}), got "
+          f"{c.warmup_epochs}")
+    check(0 <= c.weight_decay < math.inf, "weight_decay",
+          f"must be a finite number >= 0 (0: Adam, > 0: AdamW), got {c.weight_decay}")
+    check(c.grad_clip is None or 0 <= c.grad_clip < math.inf, "grad_clip",
+          f"must be a finite global norm > 0 (0: no clipping), got {c.grad_clip}")
+    check(c.train_examples is None or c.train_examples >= 1, "train_examples",
+          f"must be a positive integer, got {c.train_examples}")
+    check(c.patch_size is None or c.patch_size >= 1, "patch_size",
+          f"must be a positive integer, got {c.patch_size}")
+    check(isinstance(c.train_scales, tuple) and len(c.train_scales) > 0 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1
+        for v in c.train_scales), "train_scales",
+        f"must be one or more factors in (0, 1], e.g. 1,0.75,0.5, got {_scales_text(c.train_scales)}")
+    whole = ("" if data is None or data.image_size is None else
+             f" (the {'x'.join(map(str, data.image_size))} images of {c.dataset} train whole "
+             f"unless it is given)")
+    check(tuple(c.train_scales) == (1.0,) or c.patch_size is not None, "train_scales",
+          f"downscaled copies are for crops: give --patch-size{whole}, or leave out "
+          f"--train-scales")
+    check(isinstance(c.crop_candidates, int) and c.crop_candidates >= 1, "crop_candidates",
+          f"must be a positive integer (1: plain random crops), got {c.crop_candidates}")
+    check(c.crop_candidates == 1 or c.patch_size is not None, "crop_candidates",
+          f"choosing among crops needs --patch-size{whole}; give one, or leave out "
+          f"--crop-candidates")
+    check(c.patches_per_epoch is None or c.patches_per_epoch >= c.batch_size,
+          "patches_per_epoch", f"must be at least the batch size ({c.batch_size}), got "
+                               f"{c.patches_per_epoch}")
+    if data is None:
+        return dataclasses.replace(c, model=model)
+
+    multiple = models.input_multiple(model)
+    if models.fixed_size(model):
+        why = (f"{c.dataset} has images of several sizes" if data.image_size is None
+               else "leave out --patch-size")
+        check(c.patch_size is None and data.image_size is not None, "model",
+              f"model {model!r} takes whole images of one size, not crops; {why}")
+    if c.patch_size is None:
+        check(data.image_size is not None, "patch_size",
+              f"the images of {c.dataset} have several sizes, so training needs crops: give a "
+              f"patch size")
+    else:
+        check(c.patch_size % multiple == 0, "patch_size",
+              f"model {model!r} needs a multiple of {multiple}, got {c.patch_size}")
+    sizes = [n for n in (c.train_examples, data.num_train) if n is not None]
+    if c.patch_size is None and sizes:  # whole images: a batch must fit in the training set
+        check(c.batch_size <= min(sizes), "batch_size",
+              f"{c.batch_size} is larger than the training set ({min(sizes)} examples); "
+              f"use at most {min(sizes)}")
+    if data.num_train is not None:  # a run about to train
+        parallel.check_batch_size(c.batch_size)
+    return dataclasses.replace(c, model=model)
 
 
 def _has_type(value, annotation) -> bool:
@@ -278,30 +317,3 @@ def _type_name(annotation) -> str:
     if typing.get_origin(annotation) is typing.Union:
         return " or ".join(_type_name(arg) for arg in typing.get_args(annotation))
     return "null" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
-
-
-# What a run on natural photographs uses unless told otherwise: the field's protocol (sigma in
-# 0-255 units, unclipped noise, MSE, which PSNR measures), crops with flips and rotations (each
-# batch the busier half of twice as many), a cosine decay, the self-ensemble. Sized so that
-# `python -m experiments.compare --dataset skimage` (11,000 steps of 16 crops of 64x64) fits in
-# 30 minutes on this project's 2-core CPU; the README gives a GPU-scale recipe.
-NATURAL_DEFAULTS = dict(
-    noise="gaussian:25/255", clip_noise=False, loss="mse", batch_size=16, patch_size=64,
-    patches_per_epoch=16_000, epochs=11, learning_rate=2e-3, lr_schedule="cosine",
-    crop_candidates=2, self_ensemble=True,
-)
-NATURAL_MODELS = ("unet_res",)
-MNIST_MODELS = ("dense", "conv")
-
-
-def dataset_defaults(dataset: str, image_size: Optional[tuple[int, int]], channels: int) -> dict:
-    """Config fields (and 'models') a run on `dataset` uses unless options say otherwise."""
-    fixed = {"dataset": dataset, "image_size": image_size, "channels": channels}
-    if dataset == "mnist":
-        return {**fixed, "models": list(MNIST_MODELS)}
-    defaults = {**fixed, **NATURAL_DEFAULTS, "models": list(NATURAL_MODELS)}
-    if image_size is not None and min(image_size) <= defaults["patch_size"]:
-        # Small images of one size (e.g. CIFAR's 32x32) train whole, as MNIST's do.
-        defaults.update(patch_size=None, patches_per_epoch=None, crop_candidates=1,
-                        batch_size=64)
-    return defaults

@@ -9,7 +9,19 @@ class DaeError(Exception):
 
 
 class ConfigError(DaeError):
-    """An option has a value that is not allowed."""
+    """An option has a value that is not allowed.
+
+    `ConfigError(option, problem)` names the command-line option (e.g. "--batch-size") apart
+    from the problem, so that a config file's loader can name the field instead;
+    `ConfigError(message)` is a message as it stands.
+    """
+
+    def __init__(self, option_or_message: str, problem: "str | None" = None):
+        if problem is None:
+            self.option, self.problem = None, option_or_message
+        else:
+            self.option, self.problem = option_or_message, problem
+        super().__init__(f"{self.option}: {self.problem}" if self.option else self.problem)
 
 
 class DataError(DaeError):

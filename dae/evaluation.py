@@ -1,16 +1,18 @@
-"""Evaluation apart from training: the fixed noisy validation set, a model's outputs as images
-(padded to what it accepts, cropped back), and per-image metrics and their means."""
+"""Scoring: the fixed noisy validation set, a model's outputs as images (padded to what it
+accepts, cropped back), per-image metrics and their means, and the rows that put models and
+classical baselines side by side on the same noisy images."""
 
 import functools
 import itertools
+import time
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dae import metrics, parallel, rng, xla
-from dae.data import Split, patches, to_float
+from dae import metrics, models, parallel, rng, xla
+from dae.data import Split, to_float
 from dae.noise import Noise
 
 EVAL_BATCH_SIZE = 1000
@@ -64,13 +66,13 @@ def model_variables(state) -> dict:
     return {"params": state.params, "batch_stats": state.batch_stats}
 
 
-def _forward(apply_fn: Callable, multiple: Optional[int], variables, noisy_BHWC):
+def _forward(apply_fn: Callable, multiple: int, variables, noisy_BHWC):
     """The model's outputs at the input's size: padded to `multiple` by reflection, cropped back."""
     H, W = noisy_BHWC.shape[1:3]
-    return apply_fn(variables, patches.pad_to_multiple(noisy_BHWC, multiple or 1))[:, :H, :W]
+    return apply_fn(variables, models.pad_to_multiple(noisy_BHWC, multiple))[:, :H, :W]
 
 
-def _outputs(apply_fn: Callable, multiple: Optional[int], ensemble: bool, variables, noisy_BHWC):
+def _outputs(apply_fn: Callable, multiple: int, ensemble: bool, variables, noisy_BHWC):
     """_forward, or with `ensemble` the mean of its outputs over the 8 flips and 90-degree
     rotations of the input, each turned back (geometric self-ensemble: Timofte et al. 2016,
     Lim et al. 2017's EDSR+): 8x the compute, about 0.1-0.2 dB for a denoiser."""
@@ -88,7 +90,7 @@ def _outputs(apply_fn: Callable, multiple: Optional[int], ensemble: bool, variab
 
 
 @functools.partial(xla.jit, static_argnums=(0, 1, 2, 3, 4))
-def _eval_batch(apply_fn: Callable, loss: str, multiple: Optional[int], ensemble: bool,
+def _eval_batch(apply_fn: Callable, loss: str, multiple: int, ensemble: bool,
                 spread: bool, variables, noisy, clean):
     if spread:  # each device takes its rows of the batch; every device gets every score
         noisy, clean = (jax.lax.with_sharding_constraint(x, parallel.batch_sharding())
@@ -135,7 +137,7 @@ def evaluate(state, validation: Validation) -> dict[str, float]:
 
 
 @functools.partial(xla.jit, static_argnums=(0, 1, 2, 3))
-def _denoise(apply_fn: Callable, loss: str, multiple: Optional[int], ensemble: bool, variables,
+def _denoise(apply_fn: Callable, loss: str, multiple: int, ensemble: bool, variables,
              noisy):
     return metrics.outputs_to_images(_outputs(apply_fn, multiple, ensemble, variables, noisy), loss)
 
@@ -173,3 +175,70 @@ def noisy_quality(validation: Validation) -> dict[str, float]:
               for clean, noisy in _batches(validation)]
     return {f"noisy_{k}": float(np.mean(np.concatenate([np.asarray(s[k], np.float64) for s in scores])))
             for k in ("psnr", "ssim")}
+
+
+def _row(scores: dict[str, np.ndarray], seconds: float, validation: Validation) -> dict:
+    # Means in float64 on the host, as evaluate takes them.
+    row = {k: float(np.mean(v)) for k, v in scores.items()}
+    row.update(ms_per_image=1000.0 * seconds / len(validation), examples=len(validation))
+    if validation.names:
+        row["per_image"] = {n: {k: float(v[i]) for k, v in scores.items()}
+                            for i, n in enumerate(validation.names)}
+    return row
+
+
+def score_model(state, validation: Validation) -> dict:
+    """A learned model's row: PSNR, SSIM, its loss, params, eval ms per image (and per image
+    PSNR and SSIM where the images have names)."""
+    per_image(state, validation)  # Compiles for these shapes: only running is timed.
+    start = time.perf_counter()
+    scores = per_image(state, validation)
+    seconds = time.perf_counter() - start
+    row = _row({k: scores[k] for k in ("psnr", "ssim")}, seconds, validation)
+    row.update(params=models.count_params(state.params),
+               **{f"val_{state.loss}": float(np.mean(scores[state.loss]))})
+    return row
+
+
+def score_baselines(validation: Validation, names: Sequence[str], sigma: Optional[float] = None,
+                    photos: bool = False, outputs: Optional[dict] = None,
+                    keep: int = 0) -> dict[str, dict]:
+    """Each classical baseline of `names` (dae.baselines) on every image of `validation`, the
+    row of score_model but params and loss. The first `keep` outputs of each go in
+    `outputs[name]` (for figures)."""
+    from dae import baselines  # (scipy and scikit-image: only when baselines run)
+
+    noisy, clean = validation.images("noisy"), validation.images("clean")
+    rows = {}
+    for name in names:
+        # Untimed, on a small crop: lazy imports and first-call setup.
+        baselines.REGISTRY[name](np.asarray(noisy[0][:32, :32], np.float64), sigma, photos)
+        start = time.perf_counter()
+        denoised = baselines.denoise(name, noisy, sigma, photos)
+        seconds = time.perf_counter() - start
+        rows[name] = _row(quality(denoised, clean), seconds, validation)
+        if outputs is not None:
+            outputs[name] = denoised[:keep]
+    return rows
+
+
+def results(config, state, history: list[dict], validation: Validation) -> dict:
+    """A trained model's results, as a comparison reports them: its final metrics, the noisy
+    input's, timings and the history of every epoch."""
+    final = history[-1]
+    train_key, val_key = f"train_{config.loss}", f"val_{config.loss}"
+    return {
+        "model": config.model,
+        "params": models.count_params(state.params),
+        "epochs": config.epochs,
+        "loss": config.loss,
+        train_key: final[train_key],
+        val_key: final[val_key],
+        "val_mse": final["val_mse"],
+        "val_psnr": final["val_psnr"],
+        "val_ssim": final["val_ssim"],
+        **noisy_quality(validation),
+        "train_seconds": sum(r["seconds"] for r in history),
+        "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])),
+        "history": history,
+    }

@@ -8,12 +8,15 @@ Python runs a signal handler between any two bytecodes, also inside a weakref ca
 `__del__`, where an exception cannot propagate: it prints "Exception ignored in ..." and the run
 would go on as if no signal had come. Such a lost Interrupted is caught by an unraisable hook and
 raised again at the next `check()` (each training step) or when the handled block ends.
+
+This module owns `sys.unraisablehook`: it is installed once, for the process, and others add
+what they want kept off stderr with `quiet_unraisable` (dae._orbax_errors does).
 """
 
 import contextlib
 import signal
 import sys
-from typing import Optional
+from typing import Callable, Optional
 
 from dae.errors import Interrupted
 
@@ -21,6 +24,8 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _depth = 0  # how many held() sections are open
 _pending: Optional[int] = None  # a signal held back by held(), or whose Interrupted was lost
+_quiet: list[Callable] = []  # predicates of the unraisable errors to keep off stderr
+_previous_hook: Optional[Callable] = None  # the hook found when ours was installed
 
 
 def handle(signum, frame) -> None:
@@ -53,17 +58,29 @@ def held():
         check()
 
 
-def _unraisable_hook(previous):
-    """sys.unraisablehook that keeps a lost Interrupted pending, silently; others go to previous."""
+def _unraisable_hook(unraisable) -> None:
+    """Keeps a lost Interrupted pending, silently; drops what a quiet_unraisable predicate
+    matches; passes the rest to the hook it replaced."""
+    global _pending
+    if isinstance(unraisable.exc_value, Interrupted):
+        _pending = unraisable.exc_value.signum
+        return
+    if any(matches(unraisable) for matches in _quiet):
+        return
+    _previous_hook(unraisable)
 
-    def hook(unraisable) -> None:
-        global _pending
-        if isinstance(unraisable.exc_value, Interrupted):
-            _pending = unraisable.exc_value.signum
-            return
-        previous(unraisable)
 
-    return hook
+def _install_hook() -> None:
+    global _previous_hook
+    if sys.unraisablehook is not _unraisable_hook:
+        _previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable_hook
+
+
+def quiet_unraisable(matches: Callable) -> None:
+    """Keeps the unraisable errors that `matches(unraisable)` (sys.unraisablehook's argument)
+    off stderr, from now on."""
+    _install_hook()
+    _quiet.append(matches)
 
 
 @contextlib.contextmanager
@@ -75,13 +92,11 @@ def handled():
     except ValueError:  # Not the main thread (signals can only be caught there): leave them be.
         yield
         return
-    previous_hook = sys.unraisablehook
-    sys.unraisablehook = _unraisable_hook(previous_hook)
+    _install_hook()
     try:
         yield
         check()  # A signal whose Interrupted was lost after the last check: the run still stops.
     finally:
         _pending = None
-        sys.unraisablehook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, handler)

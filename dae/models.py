@@ -9,7 +9,7 @@ accepts its name in `--models`.
 A model spec is a registered name with hyperparameters changed, `NAME[:KEY=VALUE...]` (e.g.
 `unet:features=12:levels=3`): the keys are the module's dataclass fields. `parse` checks a spec
 and `canonical` writes it one way (keys in field order, those at their defaults left out), which
-is what a run's config.json records and its results are named by; `run_folder` names its folder.
+is what a run's config.json records and its results are named by (dae.run names its folder).
 """
 
 import dataclasses
@@ -36,8 +36,9 @@ class DenseAE(nn.Module):
     initialized as Keras would."""
 
     latent: int = 64
-    # Its Dense layers fix the image size: only IMAGE_SHAPE (see input_multiple()).
-    input_multiple: ClassVar[Optional[int]] = None
+    # Its Dense layers fix the image size: only IMAGE_SHAPE (see fixed_size()).
+    input_multiple: ClassVar[int] = 1
+    fixed_size: ClassVar[bool] = True
 
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -53,7 +54,7 @@ class ConvAE(nn.Module):
 
     features: int = 32
     # Fully convolutional, so any size; two 2x2 pools need height and width divisible by 4.
-    input_multiple: ClassVar[Optional[int]] = 4
+    input_multiple: ClassVar[int] = 4
 
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -95,7 +96,7 @@ class DnCNN(nn.Module):
     features: int = 16
     logits: bool = True
     # Fully convolutional at one resolution: any size.
-    input_multiple: ClassVar[Optional[int]] = 1
+    input_multiple: ClassVar[int] = 1
 
     @nn.compact
     def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -201,16 +202,16 @@ class Spec(NamedTuple):
     changes: tuple[tuple[str, Any], ...] = ()
 
     def __str__(self) -> str:
-        return self.name + "".join(f":{key}={_text(value)}" for key, value in self.changes)
+        return self.name + "".join(f":{key}={spec_text(value)}" for key, value in self.changes)
 
 
-def _text(value) -> str:
+def spec_text(value) -> str:
     return str(value).lower() if isinstance(value, bool) else repr(value)
 
 
 def _allowed(name: str) -> str:
     """'features (int, default 8), levels (...)': what model `name`'s spec may set."""
-    return ", ".join(f"{key} ({h.type.__name__}, default {_text(h.default)})"
+    return ", ".join(f"{key} ({h.type.__name__}, default {spec_text(h.default)})"
                      for key, h in hyperparameters(name).items()) or "nothing"
 
 
@@ -238,7 +239,7 @@ def parse(spec: str, option: str = "--models") -> Spec:
     is allowed) for an unknown name or key, or a bad value."""
     name, *pairs = str(spec).strip().split(":")
     if name not in REGISTRY:
-        raise ConfigError(f"{option}: unknown model {name!r}; choose from {', '.join(REGISTRY)} "
+        raise ConfigError(option, f"unknown model {name!r}; choose from {', '.join(REGISTRY)} "
                           f"(NAME or NAME:KEY=VALUE[:KEY=VALUE...], e.g. unet:features=12)")
     allowed = hyperparameters(name)
     given = {}
@@ -248,11 +249,11 @@ def parse(spec: str, option: str = "--models") -> Spec:
         if not equals or key not in allowed or key in given:
             why = (f"{key} is given twice" if key in given else f"{name} has no {key!r}"
                    if equals else f"expected KEY=VALUE, not {pair!r}")
-            raise ConfigError(f"{option}: {spec!r}: {why}; {name} takes {_allowed(name)}")
+            raise ConfigError(option, f"{spec!r}: {why}; {name} takes {_allowed(name)}")
         try:
             given[key] = _value(text, allowed[key])
         except ValueError as e:
-            raise ConfigError(f"{option}: {spec!r}: {key} must be {e}, not {text!r}; {name} "
+            raise ConfigError(option, f"{spec!r}: {key} must be {e}, not {text!r}; {name} "
                               f"takes {_allowed(name)}") from None
     return Spec(name, tuple((key, given[key]) for key, h in allowed.items()
                             if key in given and given[key] != h.default))
@@ -261,13 +262,6 @@ def parse(spec: str, option: str = "--models") -> Spec:
 def canonical(spec: str, option: str = "--models") -> str:
     """The spec as runs record it: 'unet:levels=3:features=8' -> 'unet:levels=3'."""
     return str(parse(spec, option))
-
-
-def run_folder(spec: str) -> str:
-    """The folder of a model's run in a workdir, a file name on any system: 'conv' -> 'conv',
-    'unet:features=12:levels=3' -> 'unet_features=12_levels=3'."""
-    parsed = parse(spec)
-    return parsed.name + "".join(f"_{key}={_text(value)}" for key, value in parsed.changes)
 
 
 def get(spec: str, logits: bool = True) -> nn.Module:
@@ -281,10 +275,28 @@ def get(spec: str, logits: bool = True) -> nn.Module:
     return module(**dict(parsed.changes), **({"logits": logits} if takes_logits else {}))
 
 
-def input_multiple(spec: str) -> Optional[int]:
-    """What height and width model `spec` accepts must be multiples of; None: only the one size
-    it was built for (the dense model)."""
-    return getattr(get(spec), "input_multiple", None)
+def input_multiple(spec: str) -> int:
+    """What the height and width of an input to model `spec` must be multiples of: the model's
+    input contract (pad_to_multiple pads to it, and outputs are cropped back)."""
+    return get(spec).input_multiple
+
+
+def fixed_size(spec: str) -> bool:
+    """Whether model `spec` takes only the one image size it was built for (the dense model)."""
+    return getattr(get(spec), "fixed_size", False)
+
+
+def pad_to_multiple(images_BHWC: jax.Array, multiple: int) -> jax.Array:
+    """Reflection-pads height and width at the bottom and right up to a multiple of `multiple`.
+
+    Reflect, not edge: mirroring keeps the noise and structures at the border like the image's
+    own; repeating the last row or column would draw flat streaks. Cropping back is [:H, :W].
+    """
+    H, W = images_BHWC.shape[1:3]
+    pad_H, pad_W = -H % multiple, -W % multiple
+    if not (pad_H or pad_W):
+        return images_BHWC
+    return jnp.pad(images_BHWC, ((0, 0), (0, pad_H), (0, pad_W), (0, 0)), mode="reflect")
 
 
 def count_params(params) -> int:

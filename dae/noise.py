@@ -94,7 +94,7 @@ def parse(spec: str, option: str = "--noise", clip: bool = True) -> Noise:
              f"fraction such as 25/255")
     kind, _, levels = str(spec).partition(":")
     if kind not in KINDS or not levels:
-        raise ConfigError(f"{option}: bad noise spec {spec!r}; {usage}")
+        raise ConfigError(option, f"bad noise spec {spec!r}; {usage}")
     # LOW-HIGH, split at a '-' after the first character: '-0.1' is one level, out of range.
     dash = levels.find("-", 1)
     low_text, high_text = (levels, None) if dash < 0 else (levels[:dash], levels[dash + 1:])
@@ -102,14 +102,14 @@ def parse(spec: str, option: str = "--noise", clip: bool = True) -> Noise:
         low = _level(low_text)
         high = low if high_text is None else _level(high_text)
     except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"{option}: bad level in {spec!r}; {usage}") from None
+        raise ConfigError(option, f"bad level in {spec!r}; {usage}") from None
     _, smallest, largest, smallest_ok, meaning = KINDS[kind]
     for level in (low, high):
         too_small = level < smallest or (level == smallest and not smallest_ok)
         if math.isnan(level) or too_small or level > largest or math.isinf(level):
-            raise ConfigError(f"{option}: {kind} level {level:g} is out of range; needs {meaning}")
+            raise ConfigError(option, f"{kind} level {level:g} is out of range; needs {meaning}")
     if high < low:
-        raise ConfigError(f"{option}: range {low:g}-{high:g} in {spec!r} must go from low to high")
+        raise ConfigError(option, f"range {low:g}-{high:g} in {spec!r} must go from low to high")
     return Noise(kind, low, high, clip)
 
 

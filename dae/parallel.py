@@ -33,12 +33,6 @@ DEFAULT_HOST_DEVICES = 1
 INIT_TIMEOUT_S = 60
 
 
-def _backends_started() -> bool:
-    from jax._src import xla_bridge  # (no public way to ask; only read, never changed)
-
-    return xla_bridge.backends_are_initialized()
-
-
 def set_host_devices(count: Optional[int] = None) -> None:
     """Makes XLA:CPU show `count` devices (default DEFAULT_HOST_DEVICES); before JAX starts.
 
@@ -50,13 +44,13 @@ def set_host_devices(count: Optional[int] = None) -> None:
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ConfigError(f"--host-devices: must be a positive integer (how many XLA CPU devices "
                           f"to make of this host's cores), got {count}")
-    if _backends_started():  # (a caller inside a running program: its devices stay as they are)
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # JAX has started: a caller inside a running program keeps its devices
         if given and count != len(jax.local_devices(backend="cpu")):
             raise ConfigError(f"--host-devices: JAX has already started with "
                               f"{len(jax.local_devices(backend='cpu'))} CPU device(s); set it "
-                              f"before anything runs")
-        return
-    jax.config.update("jax_num_cpu_devices", count)
+                              f"before anything runs") from None
 
 
 def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] = None,
@@ -85,9 +79,6 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
             raise ConfigError(f"--process-id: must be in 0..{num_processes - 1}, got {process_id}")
     if timeout_s < 1:
         raise ConfigError(f"--init-timeout: must be a positive number of seconds, got {timeout_s}")
-    if _backends_started():
-        raise ConfigError("--coordinator: JAX has already started; join the processes before "
-                          "anything runs")
     if coordinator is not None and process_id != 0:
         # jax.distributed aborts the process (no exception) when the coordinator does not
         # answer in time: ask first, and say so in one line.
@@ -101,6 +92,9 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
             # A process that dies is noticed by the others within this (they then stop).
             heartbeat_timeout_seconds=max(10, timeout_s // 2))
     except Exception as e:  # XlaRuntimeError (DEADLINE_EXCEEDED, UNAVAILABLE), ValueError
+        if type(e) is RuntimeError:  # jax.distributed's own: JAX has already started
+            raise ConfigError("--coordinator: JAX has already started; join the processes "
+                              "before anything runs") from e
         what = f"coordinator {coordinator}" if coordinator else "the cluster's coordinator"
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise ConfigError(f"--coordinator: could not join {what} within {timeout_s} s "
@@ -244,32 +238,3 @@ def to_host_local(tree):
                                             impl=jax.random.key_impl(x))
         return jax.device_put(np.asarray(x))
     return jax.tree.map(local, tree)
-
-
-def add_options(parser, distributed: bool = True) -> None:
-    """--host-devices and, with `distributed`, the options that join several processes."""
-    parser.add_argument("--host-devices", type=int, default=None,
-                        help=f"XLA CPU devices made of this host's cores, the batch sharded over "
-                             f"them (default: {DEFAULT_HOST_DEVICES}; no effect on GPUs/TPUs)")
-    if not distributed:
-        return
-    parser.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                        help="join several processes (jax.distributed): process 0's address; "
-                             "with --num-processes and --process-id")
-    parser.add_argument("--num-processes", type=int, default=None)
-    parser.add_argument("--process-id", type=int, default=None)
-    parser.add_argument("--init-timeout", type=int, default=INIT_TIMEOUT_S, metavar="SECONDS",
-                        help="how long a process waits for the coordinator and the others "
-                             "(default: %(default)s)")
-    parser.add_argument("--distributed", action="store_true",
-                        help="join the processes of a cluster job, auto-detected by "
-                             "jax.distributed (SLURM, Cloud TPU, Kubernetes)")
-
-
-def setup(args) -> None:
-    """Applies add_options' options, in order: host devices, then the processes' join."""
-    set_host_devices(getattr(args, "host_devices", None))
-    initialize(getattr(args, "coordinator", None), getattr(args, "num_processes", None),
-               getattr(args, "process_id", None), auto=getattr(args, "distributed", False),
-               timeout_s=getattr(args, "init_timeout", INIT_TIMEOUT_S))
-

@@ -6,7 +6,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dae import baselines, data, evaluation, models
+from dae import baselines, evaluation, protocols, run
+from dae.data.images import centre_crop
 
 # Tables II and III of the paper.
 PAPER = {
@@ -31,15 +32,15 @@ def _title(config: dict) -> str:
              else f"seeds {', '.join(map(str, config['seeds']))}")
     title = (f"# Results: noise {config['noise']}, {config['epochs']} epochs, "
              f"batch {config['batch_size']}, {seeds}")
-    if config.get("train_examples"):
+    if config["train_examples"]:
         title += f", first {config['train_examples']} training examples"
-    if data.is_natural(config.get("dataset", data.MNIST)):
+    if protocols.of(config["dataset"]).photos:
         title = title.replace("# Results:", f"# Results on {config['dataset']}:")
-        scales = [s for s in config.get("train_scales") or (1,) if s != 1]
+        scales = [s for s in config["train_scales"] if s != 1]
         crops = f", {config['patch_size']}x{config['patch_size']} crops" if config["patch_size"] else ""
         if crops and scales:
             crops += f" (also at scales {', '.join(f'{s:g}' for s in scales)})"
-        if crops and config.get("crop_candidates", 1) > 1:
+        if crops and config["crop_candidates"] > 1:
             crops += f", each batch the busiest of {config['crop_candidates']}x as many"
         title += crops + f", loss {config['loss']}"
     return title
@@ -48,11 +49,11 @@ def _title(config: dict) -> str:
 def results_markdown(config: dict, results: dict[str, dict], subset: Optional[dict] = None) -> str:
     """The paper's Tables II and III side by side with ours (MNIST), our other metrics, then every
     model and baseline on the same images."""
-    natural = data.is_natural(config.get("dataset", data.MNIST))
-    loss = config.get("loss", "bce")
+    natural = protocols.of(config["dataset"]).photos
+    loss = config["loss"]
     lines = [_title(config), ""]
     if natural:
-        clip = "clipped to [0, 1]" if config.get("clip_noise") else "not clipped"
+        clip = "clipped to [0, 1]" if config["clip_noise"] else "not clipped"
         lines += [f"Validation set: the test images of {config['dataset']} at their own sizes, "
                   f"with fixed, seeded noise ({clip}; the same for every model).", ""]
     else:
@@ -184,13 +185,6 @@ def _loss_curves(path: Path, results: dict[str, dict], loss: str = "bce") -> Non
     plt.close(fig)
 
 
-def centre_crop(image_HWC: np.ndarray, size: int = CROP) -> np.ndarray:
-    """The size x size centre of an image (all of it along a side shorter than `size`)."""
-    H, W = image_HWC.shape[:2]
-    top, left = max(0, (H - size) // 2), max(0, (W - size) // 2)
-    return image_HWC[top : top + size, left : left + size]
-
-
 def method_rows(states: dict, validation: evaluation.Validation, baseline_names: Sequence[str],
                 sigma: Optional[float] = None, baseline_outputs: Optional[dict] = None,
                 count: int = NUM_SAMPLES, photos: bool = False) -> list[tuple[str, list]]:
@@ -223,7 +217,7 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict,
     rows = method_rows(states, validation, baseline_names, sigma, baseline_outputs,
                        photos=natural)
     if natural:
-        rows = [(label, [centre_crop(im) for im in images]) for label, images in rows]
+        rows = [(label, [centre_crop(im, CROP) for im in shown]) for label, shown in rows]
     titles = validation.names[: len(rows[0][1])]
     noisy = rows[1]
     paths = []
@@ -232,7 +226,7 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict,
         _image_grid(paths[0], [("clean", rows[0][1])], "MNIST validation samples (paper Fig. 4)")
         _image_grid(paths[1], [noisy], "The same samples with noise (paper Fig. 5)")
     for name, denoised in rows[2 : 2 + len(states)]:
-        path = figures_dir / f"denoised_{models.run_folder(name)}.png"
+        path = figures_dir / f"denoised_{run.folder_of(name)}.png"
         figure = "" if natural else " (paper Figs. 6-7)"
         _image_grid(path, [noisy, ("denoised", denoised)],
                     f"{name}: noisy inputs (top), denoised outputs (bottom){figure}", titles)
@@ -254,7 +248,7 @@ def write(workdir: Path, config: dict, results: dict[str, dict], states: dict,
     write_json(workdir / "results.json", config, results, subset)
     (workdir / "results.md").write_text(results_markdown(config, results, subset))
     write_figures(workdir / "figures", results, states, validation, baseline_names, sigma,
-                  baseline_outputs, config.get("loss", "bce"), photos)
+                  baseline_outputs, config["loss"], photos)
 
 
 def _mean_std(rows: list[dict], keys) -> dict:
@@ -291,7 +285,7 @@ def seeds_summary(runs: dict[int, tuple[dict, dict]], loss: str = "bce") -> dict
 def seeds_markdown(config: dict, summary: dict) -> str:
     """results.md of several seeds: each seed's metrics and their mean ± std, per model; then
     every model and baseline on the first validation images, the same way."""
-    loss, seeds = config.get("loss", "bce"), config["seeds"]
+    loss, seeds = config["loss"], config["seeds"]
     L, digits = loss.upper(), 4 if loss == "bce" else 6
     mse_column = loss != "mse"
     both = lambda stats, key, f: f"{stats['mean'][key]:{f}} ± {stats['std'][key]:{f}}"
@@ -317,7 +311,7 @@ def seeds_markdown(config: dict, summary: dict) -> str:
                      + f" {both(model, 'val_psnr', '.2f')} | {both(model, 'val_ssim', '.4f')} | "
                      f"{both(model, 'train_seconds', '.0f')} |")
     paper = [f"`{name}` {PAPER[name]['val_bce']}" for name in summary["models"] if name in PAPER]
-    if paper and not data.is_natural(config.get("dataset", data.MNIST)):
+    if paper and not protocols.of(config["dataset"]).photos:
         lines += ["", f"The paper's val BCE (Table III): {', '.join(paper)}."]
     subset = summary["subset"]
     lines += [
@@ -338,7 +332,7 @@ def write_seeds(workdir: Path, config: dict, runs: dict[int, tuple[dict, dict]])
     """results.json and results.md of a comparison of several seeds (each seed's own report is
     in its folder); returns the summary per model."""
     workdir = Path(workdir)
-    summary = seeds_summary(runs, config.get("loss", "bce"))
+    summary = seeds_summary(runs, config["loss"])
     write_json(workdir / "results.json", config, summary["models"], summary["subset"])
     (workdir / "results.md").write_text(seeds_markdown(config, summary))
     return summary["models"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dae import evaluation, report
-from dae.data import tfds
+from dae import evaluation
+from dae.data import images, tfds_source
 
 NUM_IMAGES = 4  # validation images in the grid
 _GAP = 2  # pixels of grey between the grid's cells
@@ -54,7 +54,7 @@ class Writer:
 
     def _open(self):
         if self._writer is None:
-            tfds.import_tensorflow()  # Quietly, and off the accelerators, before flax imports it.
+            tfds_source.import_tensorflow()  # Quietly, and off the accelerators, before flax imports it.
             from flax.metrics import tensorboard
 
             self._writer = tensorboard.SummaryWriter(self._run_dir, auto_flush=False)
@@ -80,4 +80,4 @@ class Writer:
         denoised = [np.asarray(im) for noisy in self._shown.noisy
                     for im in evaluation.denoise(state, noisy)]
         rows = [self._shown.images("clean"), self._shown.images("noisy"), denoised]
-        return image_grid([[report.centre_crop(im) for im in row] for row in rows])
+        return image_grid([[images.centre_crop(im) for im in row] for row in rows])

@@ -2,9 +2,10 @@
 
 import contextlib
 import functools
+import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -14,21 +15,22 @@ from flax import struct
 from flax.training import train_state
 
 from dae import (checkpoints, data, evaluation, interrupts, metrics, models, noise, parallel,
-                 rng, tensorboard, xla)
-from dae.data import patches
+                 rng, run, tensorboard, xla)
 from dae.config import Config
 from dae.errors import DivergenceError
+
+log = logging.getLogger(__name__)
 
 
 class TrainState(train_state.TrainState):
     """Flax's TrainState, plus batch-norm statistics (an empty dict for models without them) and
     how to run and read the model: its loss (logits with bce, pixels otherwise), the multiple its
-    input height and width must be (None: the one size it was built for), and whether it
+    input height and width must be (dae.models.input_multiple), and whether it
     denoises as a geometric self-ensemble (dae.evaluation)."""
 
     batch_stats: Any = None
     loss: str = struct.field(pytree_node=False, default="bce")
-    input_multiple: Optional[int] = struct.field(pytree_node=False, default=None)
+    input_multiple: int = struct.field(pytree_node=False, default=1)
     self_ensemble: bool = struct.field(pytree_node=False, default=False)
 
 
@@ -44,16 +46,13 @@ def learning_rate(config: Config, steps_per_epoch: int):
 
 
 def optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
-    """Adam (the paper's), or AdamW with config.weight_decay, at the run's learning rate; with
-    config.grad_clip, the gradients' global norm is clipped first."""
+    """Adam (the paper's), or AdamW with config.weight_decay, at the run's learning rate, after
+    clipping the gradients' global norm to config.grad_clip (None or 0: no clipping)."""
     rate = learning_rate(config, steps_per_epoch)
     tx = (optax.adamw(rate, weight_decay=config.weight_decay) if config.weight_decay
           else optax.adam(rate))
-    if config.grad_clip:
-        # Chained only when asked for, so that the default optimizer state keeps the tree that
-        # checkpoints written before this option hold.
-        tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), tx)
-    return tx
+    clip = optax.clip_by_global_norm(config.grad_clip) if config.grad_clip else optax.identity()
+    return optax.chain(clip, tx)
 
 
 def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1) -> TrainState:
@@ -69,7 +68,7 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
         apply_fn=model.apply, params=variables["params"],
         tx=optimizer(config, steps_per_epoch),
         batch_stats=variables.get("batch_stats", {}), loss=config.loss,
-        input_multiple=getattr(model, "input_multiple", None),
+        input_multiple=model.input_multiple,
         self_ensemble=config.self_ensemble,
     )
     # An int32 array rather than create()'s Python 0, which would compile train_step twice.
@@ -86,7 +85,7 @@ def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array):
     H, W = noisy.shape[1:3]
     outputs, updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats},
-        patches.pad_to_multiple(noisy, state.input_multiple or 1), train=True,
+        models.pad_to_multiple(noisy, state.input_multiple), train=True,
         mutable=["batch_stats"],
     )
     outputs = outputs[:, :H, :W]
@@ -123,22 +122,19 @@ def make_train_step(config: Config):
 
 def _loss_tracked(loss_sum: jax.Array, first_bad_step: jax.Array, loss: jax.Array,
                   step: jax.Array):
-    """loss_sum + loss, and the first step whose loss is not finite (0: none yet), on the device.
-
-    One dispatch a step (_track_loss), as the plain sum was: the divergence check costs no
-    read-back per step.
-    """
+    """loss_sum + loss, and the first step whose loss is not finite (0: none yet), on the device:
+    one dispatch a step (track_loss), and no read-back until the epoch ends."""
     bad = (first_bad_step == 0) & ~jnp.isfinite(loss)
     return loss_sum + loss, jnp.where(bad, step, first_bad_step)
 
 
-_track_loss = xla.jit(_loss_tracked)
+track_loss = xla.jit(_loss_tracked)
 
 
 def make_train_epoch(config: Config):
     """All of an epoch's steps as one compiled `lax.scan` over its stacked batches, jitted once,
     the state donated: (state, batches_SBHWC, key, loss_sum, first_bad_step) -> (state,
-    loss_sum, first_bad_step), the same numbers as make_train_step's loop with _track_loss.
+    loss_sum, first_bad_step), the same numbers as make_train_step's loop with track_loss.
 
     For GPUs and TPUs, where a step is short and launching each from Python costs (see
     dae.parallel.compiled_epochs); on a CPU the per-step loop is faster. The epoch's batches
@@ -193,114 +189,92 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="step", leave=False, disable=None, dynamic_ncols=True)
 
 
-def _check_workdir(config: Config, model_dir: Path) -> None:
-    """A workdir of another config is refused; a new one gets the config beside its checkpoints."""
-    config_path = model_dir / checkpoints.CONFIG_FILE
-    if config_path.is_file():
-        differences = Config.load(config_path).differences(config)
-        if differences:
-            raise checkpoints.CheckpointError(
-                f"--workdir: {model_dir} holds a run with another config "
-                f"({'; '.join(differences)}); pick another --workdir"
-            )
-    if parallel.is_main_process():  # (the others train into the same folder)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        config.save(config_path)
+def fit(config: Config, workdir: Path, dataset: data.Dataset,
+        validation: Optional[evaluation.Validation] = None) -> tuple[list[dict], TrainState]:
+    """Trains config.model in its run folder of `workdir` (dae.run), resuming from its latest
+    checkpoint; saves a checkpoint every epoch. Returns (history: one record of metrics per
+    epoch, the final state).
 
-
-def fit(config: Config, workdir: Path, dataset: data.Dataset, log: Callable[[str], None] = print,
-        validation: Optional[evaluation.Validation] = None):
-    """Trains config.model in `<workdir>/<its run folder>`, resuming from its latest checkpoint.
-
-    `config` is a checked one (Config.validate, check_training_set). Saves a checkpoint every
-    epoch. Returns (results, final state); `validation` is the set from
-    evaluation.validation_set, passed in to share it between models.
-
-    Data parallel over the devices of dae.parallel's mesh (of every process): batches sharded,
-    state replicated. The final state comes back as this process's own copy, on its first
-    device, for what follows on one process (reports, figures, baselines).
+    `config` is a validated one (dae.config.validate, with the data). `validation` is the set
+    of evaluation.validation_set, passed in to share it between models. Data parallel over the
+    devices of dae.parallel's mesh (of every process): batches sharded, state replicated. The
+    final state comes back as this process's own copy, on its first device.
     """
-    parallel.check_batch_size(config.batch_size)
-    batches = data.TrainBatches(dataset.train, config, log=lambda m: log(f"[{config.model}] {m}"))
-    model_dir = Path(workdir) / models.run_folder(config.model)
-    _check_workdir(config, model_dir)
-
+    batches = data.TrainBatches(dataset.train, config)
+    model_dir = run.prepare(config, workdir)
     validation = validation or evaluation.validation_set(config, dataset.test)
     mesh_validation = parallel.replicate(validation)  # (the caller's stays on its device)
     state = create_train_state(rng.stream(config.seed, rng.INIT), config, batches.steps_per_epoch)
-    train_key, val_key = f"train_{config.loss}", f"val_{config.loss}"
-    digits = 4 if config.loss == "bce" else 6
-    history: list[dict] = []
     with checkpoints.open_manager(model_dir) as manager, contextlib.ExitStack() as stack:
         # A run that already went past config.epochs is read back at config.epochs; damaged
-        # checkpoints are passed over (one warning line) and trained again.
+        # checkpoints are passed over (one warning) and trained again.
         last_epoch, state, history = checkpoints.restore_latest(
-            manager, state, config.model, up_to=config.epochs, replace_damaged=True, warn=log)
+            manager, state, config.model, up_to=config.epochs, replace_damaged=True)
         if last_epoch:
             done = "already trained: restored" if last_epoch == config.epochs else "resuming from"
-            log(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
-        step_fn = make_train_step(config)
-        epoch_fn = make_train_epoch(config) if parallel.compiled_epochs() else None
-        noise_key = parallel.replicate(rng.stream(config.seed, rng.NOISE))
-        rate = learning_rate(config, batches.steps_per_epoch)
-        lockstep = parallel.lockstep()  # (several XLA:CPU devices: one step at a time)
+            log.info(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
+        run_epoch = _epoch_runner(config, batches)
         board = (stack.enter_context(tensorboard.Writer(model_dir, validation, config.loss))
                  if parallel.is_main_process() else None)
         for epoch in range(last_epoch + 1, config.epochs + 1):
             start = time.perf_counter()
-            # The epoch's loss sum, and the first step whose loss is not finite (0: none).
-            loss_sum, first_bad_step = parallel.replicate(
-                (np.zeros((), np.float32), np.zeros((), np.int32)))
-            with _progress(batches.steps_per_epoch, f"{config.model} epoch {epoch}/{config.epochs}") as bar:
-                if epoch_fn is not None:  # The whole epoch in one call (accelerators).
-                    interrupts.check()
-                    state, loss_sum, first_bad_step = epoch_fn(
-                        state, jnp.stack(list(batches.epoch(epoch))), noise_key, loss_sum,
-                        first_bad_step)
-                    bar.update(batches.steps_per_epoch)
-                else:
-                    for i, clean_u8 in enumerate(batches.epoch(epoch)):
-                        interrupts.check()  # a signal whose Interrupted was lost (interrupts.py)
-                        state, step_metrics = step_fn(state, clean_u8, noise_key)
-                        if lockstep:
-                            jax.block_until_ready(state)
-                        loss_sum, first_bad_step = _track_loss(loss_sum, first_bad_step,
-                                                               step_metrics["loss"], state.step)
-                        bar.update()
-                        if bar.n % 50 == 0 and not bar.disable:  # Read back only for display.
-                            bar.set_postfix(loss=f"{float(loss_sum) / (i + 1):.{digits}f}")
-            _stop_if_diverged(config, epoch, int(first_bad_step), state, model_dir)
-            record = {"epoch": epoch, train_key: float(loss_sum) / batches.steps_per_epoch}
-            record.update(evaluation.evaluate(state, mesh_validation))
-            record["seconds"] = time.perf_counter() - start
+            state, train_loss, first_bad_step = run_epoch(state, epoch)
+            _stop_if_diverged(config, epoch, first_bad_step, state, model_dir)
+            record = {"epoch": epoch, f"train_{config.loss}": train_loss,
+                      **evaluation.evaluate(state, mesh_validation),
+                      "seconds": time.perf_counter() - start}
             history.append(record)
             checkpoints.save(manager, epoch, state, history)
-            if board is not None:  # The rate of the epoch's last step.
-                last_step = int(state.step) - 1
-                board.epoch(epoch, record, float(rate(last_step)) if callable(rate) else rate,
-                            state if jax.process_count() == 1 else parallel.to_host_local(state))
-            log(f"[{config.model}] epoch {epoch}/{config.epochs} - {record['seconds']:.1f}s - "
-                f"loss: {record[train_key]:.{digits}f} - val_loss: {record[val_key]:.{digits}f} - "
-                f"val_psnr: {record['val_psnr']:.2f} dB - val_ssim: {record['val_ssim']:.4f}")
+            _epoch_done(config, record, state, board, learning_rate(config, batches.steps_per_epoch))
         manager.wait_until_finished()
-    state = parallel.to_host_local(state)
-    history = history[: config.epochs]
-    final = history[-1]
-    if "val_ssim" not in final:  # Checkpoints written before SSIM was measured: measure it now.
-        final = {**evaluation.evaluate(state, validation), **final}
-    results = {
-        "model": config.model,
-        "params": models.count_params(state.params),
-        "epochs": config.epochs,
-        "loss": config.loss,
-        train_key: final[train_key],
-        val_key: final[val_key],
-        "val_mse": final["val_mse"],
-        "val_psnr": final["val_psnr"],
-        "val_ssim": final["val_ssim"],
-        **evaluation.noisy_quality(validation),
-        "train_seconds": sum(r["seconds"] for r in history),
-        "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])),
-        "history": history,
-    }
-    return results, state
+    return history[: config.epochs], parallel.to_host_local(state)
+
+
+def _epoch_runner(config: Config, batches: data.TrainBatches):
+    """run_epoch(state, epoch) -> (state, mean training loss, first step whose loss is not
+    finite or 0): one compiled call per epoch on accelerators, else a loop over the jitted step
+    (faster on CPUs), with a progress bar on a terminal."""
+    step_fn = make_train_step(config)
+    epoch_fn = make_train_epoch(config) if parallel.compiled_epochs() else None
+    noise_key = parallel.replicate(rng.stream(config.seed, rng.NOISE))
+    lockstep = parallel.lockstep()  # (several XLA:CPU devices: one step at a time)
+    steps, digits = batches.steps_per_epoch, 4 if config.loss == "bce" else 6
+
+    def run_epoch(state, epoch):
+        # The epoch's loss sum, and the first step whose loss is not finite (0: none).
+        loss_sum, first_bad_step = parallel.replicate(
+            (np.zeros((), np.float32), np.zeros((), np.int32)))
+        with _progress(steps, f"{config.model} epoch {epoch}/{config.epochs}") as bar:
+            if epoch_fn is not None:  # The whole epoch in one call (accelerators).
+                interrupts.check()
+                state, loss_sum, first_bad_step = epoch_fn(
+                    state, jnp.stack(list(batches.epoch(epoch))), noise_key, loss_sum,
+                    first_bad_step)
+                bar.update(steps)
+            for i, clean_u8 in enumerate(batches.epoch(epoch) if epoch_fn is None else ()):
+                interrupts.check()  # a signal whose Interrupted was lost (interrupts.py)
+                state, step_metrics = step_fn(state, clean_u8, noise_key)
+                if lockstep:
+                    jax.block_until_ready(state)
+                loss_sum, first_bad_step = track_loss(loss_sum, first_bad_step,
+                                                      step_metrics["loss"], state.step)
+                bar.update()
+                if bar.n % 50 == 0 and not bar.disable:  # Read back only for display.
+                    bar.set_postfix(loss=f"{float(loss_sum) / (i + 1):.{digits}f}")
+        return state, float(loss_sum) / steps, int(first_bad_step)
+
+    return run_epoch
+
+
+def _epoch_done(config: Config, record: dict, state: TrainState, board, rate) -> None:
+    """What follows a saved epoch: TensorBoard (with the rate of the epoch's last step), the
+    log line."""
+    if board is not None:
+        last_step = int(state.step) - 1
+        board.epoch(record["epoch"], record, float(rate(last_step)) if callable(rate) else rate,
+                    state if jax.process_count() == 1 else parallel.to_host_local(state))
+    digits = 4 if config.loss == "bce" else 6
+    log.info(f"[{config.model}] epoch {record['epoch']}/{config.epochs} - {record['seconds']:.1f}s - "
+             f"loss: {record[f'train_{config.loss}']:.{digits}f} - "
+             f"val_loss: {record[f'val_{config.loss}']:.{digits}f} - "
+             f"val_psnr: {record['val_psnr']:.2f} dB - val_ssim: {record['val_ssim']:.4f}")

@@ -6,11 +6,11 @@
 import sys
 from pathlib import Path
 
-from experiments import _cli
+from dae import cli
 
 
 def parse_args(argv=None):
-    p = _cli.Parser(prog="python -m experiments.denoise", description=__doc__.splitlines()[0])
+    p = cli.Parser(prog="python -m experiments.denoise", description=__doc__.splitlines()[0])
     p.add_argument("images", type=Path, nargs="+",
                    help="image files (PNG, JPEG, TIFF, BMP; converted to the model's channels)")
     p.add_argument("--workdir", type=Path, required=True, help="the workdir of a comparison")
@@ -19,16 +19,14 @@ def parse_args(argv=None):
                         "its run folder (unet_features=12)")
     p.add_argument("--out", type=Path, required=True, help="where <stem>_denoised.png go (created)")
     p.add_argument("--epoch", type=int, default=None, help="default: the latest")
-    from dae import parallel  # (imports jax, which starts nothing yet)
-
-    parallel.add_options(p, distributed=False)
+    cli.add_layout_options(p, distributed=False)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    _cli.start(args)
-    from dae import denoise  # Imports jax and flax: only once the arguments parse.
+    cli.start(args)
+    from dae.jobs import denoise  # Imports jax and flax: only once the arguments parse.
 
     written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,
                                             args.epoch)
@@ -40,4 +38,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

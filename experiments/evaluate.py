@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from experiments import _cli
+from dae import cli
 
 
 def parse_args(argv=None):
-    p = _cli.Parser(prog="python -m experiments.evaluate", description=__doc__.splitlines()[0])
+    p = cli.Parser(prog="python -m experiments.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path, required=True, help="the workdir of a comparison")
     p.add_argument("--model", required=True,
                    help="which model's checkpoints to restore: its spec as given to compare "
@@ -21,21 +21,19 @@ def parse_args(argv=None):
                    help="evaluate on this dataset's test split instead of the run's own "
                         "(mnist, skimage, tfds:NAME, folder:PATH), with the run's noise and seed")
     p.add_argument("--data-dir", default=None, help="a prepared TFDS folder (default: $TFDS_DATA_DIR)")
-    from dae import parallel  # (imports jax, which starts nothing yet)
-
-    parallel.add_options(p, distributed=False)
+    cli.add_layout_options(p, distributed=False)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    _cli.start(args)
-    from dae import evaluate  # Imports jax and flax: only once the arguments parse.
+    cli.start(args)
+    from dae.jobs import evaluate  # Imports jax and flax: only once the arguments parse.
 
-    metrics = evaluate.run(args.workdir, args.model, args.epoch, data_dir=args.data_dir,
-                           dataset_spec=args.dataset)
+    metrics = evaluate.evaluate_run(args.workdir, args.model, args.epoch, data_dir=args.data_dir,
+                                    dataset_spec=args.dataset)
     print(json.dumps(metrics, indent=2))
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from experiments import _cli
+from dae import cli
 
 # Experiments that train, and so take the options that join processes.
 LAUNCHABLE = ("compare",)
@@ -25,7 +25,7 @@ GRACE_S = 10  # how long the others get to stop after a process failed, before t
 
 
 def parse_args(argv=None):
-    p = _cli.Parser(prog="python -m experiments.launch", description=__doc__.splitlines()[0])
+    p = cli.Parser(prog="python -m experiments.launch", description=__doc__.splitlines()[0])
     p.add_argument("--num-processes", type=int, required=True, help="how many processes")
     p.add_argument("--port", type=int, default=None,
                    help="the coordinator's port on 127.0.0.1 (default: a free one)")
@@ -92,4 +92,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(cli.run(main))

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from dae import baselines, data, evaluation, noise, report, train
+from dae import baselines, data, evaluation, noise, protocols, report, train
 from dae.config import Config
 from dae.errors import ConfigError
-from experiments import _cli, compare
+from dae import cli
+from experiments import compare
 
 NUM_REAL = 6  # BM3D takes ~0.5-0.9 s per image
 
@@ -36,7 +37,7 @@ def test_each_baseline_keeps_the_shape_and_range(real_pairs, name):
 
 
 def test_every_denoiser_beats_the_noisy_input_on_real_digits(real_pairs):
-    rows = baselines.evaluate_baselines(real_pairs, list(baselines.REGISTRY))
+    rows = evaluation.score_baselines(real_pairs, list(baselines.REGISTRY))
     assert list(rows) == list(baselines.REGISTRY)
     for name, row in rows.items():
         assert set(row) == {"psnr", "ssim", "ms_per_image", "examples"}, name
@@ -52,7 +53,7 @@ def test_every_denoiser_beats_the_noisy_input_on_real_digits(real_pairs):
 def test_outputs_are_clipped_and_only_the_given_images_count(real_pairs, monkeypatch):
     monkeypatch.setitem(baselines.REGISTRY, "overshoot", lambda noisy_HWC, sigma, photos: noisy_HWC + 5.0)
     first_two = real_pairs.take(2)
-    rows = baselines.evaluate_baselines(first_two, ["overshoot", "noisy"])
+    rows = evaluation.score_baselines(first_two, ["overshoot", "noisy"])
     all_white = evaluation.Validation(first_two.clean, (np.ones_like(first_two.clean[0]),))
     # 1e-5 dB: jitted and op-by-op float32 sums differ in the last bits.
     assert abs(rows["overshoot"]["psnr"] - noisy_psnr(all_white)) < 1e-5
@@ -68,7 +69,7 @@ def test_baselines_are_told_the_true_sigma_only_for_unclipped_gaussian_noise():
 
 def test_a_learned_model_is_evaluated_on_the_same_images(real_pairs):
     state = train.create_train_state(jax.random.key(0), Config(model="dense"))
-    row = baselines.evaluate_model(state, real_pairs.take(4))
+    row = evaluation.score_model(state, real_pairs.take(4))
     expected = evaluation.evaluate(state, real_pairs.take(4))
     assert row == {"psnr": expected["val_psnr"], "ssim": expected["val_ssim"], "examples": 4,
                    "val_bce": expected["val_bce"], "params": 101_200,
@@ -76,21 +77,22 @@ def test_a_learned_model_is_evaluated_on_the_same_images(real_pairs):
 
 
 def test_the_default_leaves_out_only_bm3d_and_all_means_all():
-    assert baselines.resolve_names(None) == [n for n in baselines.REGISTRY if n != "bm3d"]
-    assert baselines.resolve_names(["all"]) == list(baselines.REGISTRY)
-    assert baselines.resolve_names(["median", "bm3d"]) == ["median", "bm3d"]
-    assert baselines.resolve_names([]) == []
+    mnist = protocols.MNIST.baselines
+    assert baselines.resolve_names(None, mnist) == [n for n in baselines.REGISTRY if n != "bm3d"]
+    assert baselines.resolve_names(["all"], mnist) == list(baselines.REGISTRY)
+    assert baselines.resolve_names(["median", "bm3d"], mnist) == ["median", "bm3d"]
+    assert baselines.resolve_names([], mnist) == []
     assert baselines.resolve_names(None, default=("median",)) == ["median"]
     with pytest.raises(ConfigError, match="unknown baseline 'all'"):
-        baselines.resolve_names(["all", "median"])
+        baselines.resolve_names(["all", "median"], ())
 
 
 def test_bad_names_and_sizes_are_config_errors(real_pairs):
     with pytest.raises(ConfigError, match="--baselines: unknown baseline 'wiener'; choose from noisy, "):
-        baselines.resolve_names(["median", "wiener"])
+        baselines.resolve_names(["median", "wiener"], ())
     with pytest.raises(ConfigError, match="--baseline-examples: 7 is more than the 6 validation images"):
-        baselines.check_examples_fit(7, len(real_pairs))
-    baselines.check_examples_fit(6, len(real_pairs))
+        baselines.check_examples(7, len(real_pairs))
+    baselines.check_examples(6, len(real_pairs))
     with pytest.raises(ConfigError, match="--baseline-examples: must be a positive integer, got 0"):
         baselines.check_examples(0)
 
@@ -99,7 +101,7 @@ def test_compare_writes_one_table_of_models_and_baselines(tmp_path, capsys):
     argv = ["--models", "dense", "--epochs", "1", "--batch-size", "64", "--baselines", "noisy,median",
             "--baseline-examples", "8", "--workdir", str(tmp_path)]
     with tfds.testing.mock_data(num_examples=256):
-        assert _cli.run(compare.main, argv) == 0
+        assert cli.run(compare.main, argv) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     subset = results["subset"]
     assert subset["examples"] == 8 and list(subset["rows"]) == ["dense", "noisy", "median"]

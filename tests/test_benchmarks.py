@@ -5,7 +5,7 @@ import json
 import tensorflow_datasets as tfds
 
 from benchmarks import patches, throughput, xla_options
-from experiments import _cli
+from dae import cli
 
 
 def test_throughput_writes_images_per_second_ratios_and_the_evaluation_time(tmp_path, capsys):
@@ -13,7 +13,7 @@ def test_throughput_writes_images_per_second_ratios_and_the_evaluation_time(tmp_
     argv = ["--models", "dense", "--steps", "2", "--warmup-steps", "0", "--batch-size", "32",
             "--json", str(out)]
     with tfds.testing.mock_data(num_examples=256):
-        assert _cli.run(throughput.main, argv) == 0
+        assert cli.run(throughput.main, argv) == 0
     report = json.loads(out.read_text())
     dense = report["models"]["dense"]
     assert dense["implementations"]["jax"]["images_per_s"] > 0
@@ -30,6 +30,6 @@ def test_xla_options_times_both_compilations():
 
 
 def test_patch_sampling_benchmark_times_both_variants(capsys):
-    assert _cli.run(patches.main, ["--steps", "1", "--rounds", "1"]) == 0
+    assert cli.run(patches.main, ["--steps", "1", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "step alone" in out and "of the step alone's steps per second" in out

@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from dae import checkpoints, evaluate, train
+from dae import checkpoints, run, train
+from dae.jobs import evaluate
 from dae.config import Config
 
 
@@ -14,9 +15,8 @@ from dae.config import Config
 def trained(mock_mnist, tmp_path_factory):
     """A 2-epoch conv run and a 1-epoch dense run in one workdir."""
     workdir = tmp_path_factory.mktemp("run")
-    conv, conv_state = train.fit(Config(model="conv", epochs=2, batch_size=64), workdir, mock_mnist,
-                                 log=lambda _: None)
-    train.fit(Config(model="dense", epochs=1, batch_size=64), workdir, mock_mnist, log=lambda _: None)
+    conv, conv_state = train.fit(Config(model="conv", epochs=2, batch_size=64), workdir, mock_mnist)
+    train.fit(Config(model="dense", epochs=1, batch_size=64), workdir, mock_mnist)
     return workdir, conv, conv_state
 
 
@@ -44,13 +44,13 @@ def test_save_restore_round_trip(tmp_path, mock_mnist):
 
 def test_evaluate_reloads_the_latest_checkpoint_and_reproduces_the_metrics(trained, mock_mnist):
     workdir, conv, conv_state = trained
-    config, epoch, state = evaluate.load(workdir, "conv")
+    config, epoch, state = run.load_run(workdir, "conv")
     assert (config.model, epoch, int(state.step)) == ("conv", 2, int(conv_state.step))
     jax.tree.map(np.testing.assert_array_equal, state.params, conv_state.params)
-    metrics = evaluate.run(workdir, "conv", dataset=mock_mnist)
-    assert abs(metrics["val_bce"] - conv["val_bce"]) < 1e-6
-    first = evaluate.run(workdir, "conv", epoch=1, dataset=mock_mnist)
-    assert abs(first["val_bce"] - conv["history"][0]["val_bce"]) < 1e-6
+    metrics = evaluate.evaluate_run(workdir, "conv", dataset=mock_mnist)
+    assert abs(metrics["val_bce"] - conv[-1]["val_bce"]) < 1e-6
+    first = evaluate.evaluate_run(workdir, "conv", epoch=1, dataset=mock_mnist)
+    assert abs(first["val_bce"] - conv[0]["val_bce"]) < 1e-6
 
 
 @pytest.mark.parametrize("args, message", [
@@ -63,12 +63,12 @@ def test_evaluate_reloads_the_latest_checkpoint_and_reproduces_the_metrics(train
 def test_evaluate_errors(trained, args, message):
     workdir, *_ = trained
     with pytest.raises(checkpoints.CheckpointError, match=message):
-        evaluate.load(workdir, **args)
+        run.load_run(workdir, **args)
 
 
 def test_evaluate_refuses_a_missing_workdir(tmp_path):
     with pytest.raises(checkpoints.CheckpointError, match="does not exist"):
-        evaluate.load(tmp_path / "nope", "conv")
+        run.load_run(tmp_path / "nope", "conv")
 
 
 def test_a_checkpoint_of_another_model_is_refused(trained, tmp_path):
@@ -77,19 +77,19 @@ def test_a_checkpoint_of_another_model_is_refused(trained, tmp_path):
     shutil.copytree(workdir / "dense" / "checkpoints", tmp_path / "conv" / "checkpoints")
     shutil.copy(workdir / "conv" / "config.json", tmp_path / "conv" / "config.json")
     with pytest.raises(checkpoints.CheckpointError, match="does not fit model 'conv'"):
-        evaluate.load(tmp_path, "conv")
+        run.load_run(tmp_path, "conv")
     # And a config that names another model than the directory.
     shutil.copytree(workdir / "dense", tmp_path / "other" / "conv")
     with pytest.raises(checkpoints.CheckpointError, match="holds a checkpoint of model 'dense'"):
-        evaluate.load(tmp_path / "other", "conv")
+        run.load_run(tmp_path / "other", "conv")
 
 
 def test_a_batch_norm_model_reloads_with_its_running_statistics(mock_mnist, tmp_path):
     config = Config(model="dncnn", epochs=1, batch_size=64)
-    results, state = train.fit(config, tmp_path, mock_mnist, log=lambda _: None)
+    history, state = train.fit(config, tmp_path, mock_mnist)
     initial = train.create_train_state(jax.random.key(0), config).batch_stats
     assert not np.allclose(state.batch_stats["BatchNorm_0"]["var"], initial["BatchNorm_0"]["var"])
-    _, _, restored = evaluate.load(tmp_path, "dncnn")
+    _, _, restored = run.load_run(tmp_path, "dncnn")
     jax.tree.map(np.testing.assert_array_equal, restored.batch_stats, state.batch_stats)
-    metrics = evaluate.run(tmp_path, "dncnn", dataset=mock_mnist)
-    assert abs(metrics["val_bce"] - results["val_bce"]) < 1e-6
+    metrics = evaluate.evaluate_run(tmp_path, "dncnn", dataset=mock_mnist)
+    assert abs(metrics["val_bce"] - history[-1]["val_bce"]) < 1e-6

@@ -6,11 +6,12 @@ import sys
 import pytest
 import tensorflow_datasets as tfds
 
-from experiments import _cli, compare, evaluate
+from dae import cli
+from experiments import compare, evaluate
 
 
 def run_cli(main, argv, capsys):
-    code = _cli.run(main, argv) if main is not None else None
+    code = cli.run(main, argv) if main is not None else None
     err = capsys.readouterr().err
     return code, err
 
@@ -26,7 +27,7 @@ def assert_one_line_error(code, err, *needles):
 
 def run_parser_error(main, argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        _cli.run(main, argv)
+        cli.run(main, argv)
     return exit_info.value.code, capsys.readouterr().err
 
 

@@ -1,5 +1,7 @@
 """Datasets: TFDS (RGB, variable sizes), folders of photographs, skimage, crops, padding, errors."""
 
+import logging
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -74,15 +76,18 @@ def write_photos(directory, rng=np.random.default_rng(0)):
     return pixels
 
 
-def test_a_folder_of_mixed_photographs_splits_the_same_way_every_time(tmp_path):
+def messages(caplog, level=logging.INFO) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == level]
+
+
+def test_a_folder_of_mixed_photographs_splits_the_same_way_every_time(tmp_path, caplog):
     pixels = write_photos(tmp_path / "photos")
     (tmp_path / "photos" / "notes.txt").write_text("not an image")  # not an image extension
     (tmp_path / "photos" / "broken.png").write_text("not a png")
-    warnings = []
-    first = data.load(f"folder:{tmp_path / 'photos'}", warn=warnings.append)
-    again = data.load(f"folder:{tmp_path / 'photos'}", warn=lambda _: None)
-    assert warnings == [f"warning: skipped {tmp_path / 'photos' / 'broken.png'}: not an image file "
-                        f"Pillow can read"]
+    first = data.load(f"folder:{tmp_path / 'photos'}")
+    assert messages(caplog, logging.WARNING) == [f"skipped {tmp_path / 'photos' / 'broken.png'}: not an image file "
+                                                 f"Pillow can read"]
+    again = data.load(f"folder:{tmp_path / 'photos'}")
     assert first.channels == 3  # some are in colour
     assert len(first.train) == 6 and len(first.test) == 1  # a tenth, at least one
     assert first.train.names == again.train.names and first.test.names == again.test.names
@@ -96,7 +101,7 @@ def test_a_folder_of_mixed_photographs_splits_the_same_way_every_time(tmp_path):
     np.testing.assert_array_equal(image("wide.png")[..., 0],
                                   np.round(pixels["wide.png"] / 257).astype(np.uint8))
     assert image("photo.jpg").shape == (45, 45, 3)
-    grey = data.load(f"folder:{tmp_path / 'photos'}", channels=1, warn=lambda _: None)
+    grey = data.load(f"folder:{tmp_path / 'photos'}", channels=1)
     assert grey.channels == 1 and grey.train.image(0).shape[-1] == 1
 
 
@@ -116,7 +121,7 @@ def test_a_folder_pair_is_taken_as_train_and_validation(tmp_path):
 def test_bad_folders_are_one_line_errors(tmp_path, setup, message):
     setup(tmp_path / "photos")
     with pytest.raises(DataError, match=message):
-        data.load(f"folder:{tmp_path / 'photos'}", warn=lambda _: None)
+        data.load(f"folder:{tmp_path / 'photos'}")
 
 
 def test_the_skimage_benchmark_has_a_fixed_split_with_the_cameraman_in_test():
@@ -182,12 +187,12 @@ def test_a_crop_larger_than_every_image_is_an_error():
         patches.sampler(small_split(), batch_size=4, patch_size=40)
 
 
-def test_training_batches_skip_small_images_and_say_so():
+def test_training_batches_skip_small_images_and_say_so(caplog):
     config = Config(model="unet", dataset="folder:x", image_size=None, patch_size=8,
                     patches_per_epoch=32, batch_size=8, loss="mse", clip_noise=False)
-    said = []
-    batches = data.TrainBatches(small_split(), config, log=said.append)
-    assert said == ["skipping 1 of 4 training images smaller than the 8x8 crops"]
+    caplog.set_level(logging.INFO)
+    batches = data.TrainBatches(small_split(), config)
+    assert messages(caplog) == ["[unet] skipping 1 of 4 training images smaller than the 8x8 crops"]
     first = [np.asarray(b) for b in batches.epoch(1)]
     assert len(first) == batches.steps_per_epoch == 4 and first[0].shape == (8, 8, 8, 1)
     np.testing.assert_array_equal(first, [np.asarray(b) for b in batches.epoch(1)])
@@ -207,14 +212,14 @@ def test_downscaled_copies_follow_each_image_at_their_sizes():
     assert (np.asarray(images.with_scales(flat, (0.75,)).image(0)) == 77).all()  # no ringing
 
 
-def test_training_crops_come_from_the_downscaled_copies_too():
+def test_training_crops_come_from_the_downscaled_copies_too(caplog):
     config = Config(model="unet", dataset="folder:x", image_size=None, patch_size=8,
                     patches_per_epoch=64, batch_size=64, loss="mse", clip_noise=False,
                     train_scales=(1.0, 0.5))
-    said = []
+    caplog.set_level(logging.INFO)
     split = small_split()
-    batches = data.TrainBatches(split, config, log=said.append)
-    assert said == ["skipping 4 of 8 training images (downscaled copies included) smaller than "
+    batches = data.TrainBatches(split, config)
+    assert messages(caplog) == ["[unet] skipping 4 of 8 training images (downscaled copies included) smaller than "
                     "the 8x8 crops"]
     batch = np.asarray(next(batches.epoch(1)))
     np.testing.assert_array_equal(batch, next(batches.epoch(1)))
@@ -228,7 +233,7 @@ def test_training_crops_come_from_the_downscaled_copies_too():
     assert any(crop.tobytes() in from_half for crop in batch)
 
 
-FULLY_CONVOLUTIONAL = [n for n in models.REGISTRY if models.input_multiple(n) is not None]
+FULLY_CONVOLUTIONAL = [n for n in models.REGISTRY if not models.fixed_size(n)]
 
 
 @pytest.mark.parametrize("name", FULLY_CONVOLUTIONAL)

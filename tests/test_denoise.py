@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dae import denoise, evaluate, train
+from dae import run, train
+from dae.jobs import denoise, evaluate
 from dae.config import Config
-from experiments import _cli
+from dae import cli
 from experiments import denoise as denoise_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,8 +23,7 @@ def workdir(mock_mnist, tmp_path_factory):
     """A workdir with one-epoch checkpoints of both models, trained on mock MNIST."""
     root = tmp_path_factory.mktemp("run")
     for model in ("dense", "conv"):
-        train.fit(Config(model=model, epochs=1, batch_size=64), root, mock_mnist,
-                  log=lambda _: None)
+        train.fit(Config(model=model, epochs=1, batch_size=64), root, mock_mnist)
     return root
 
 
@@ -52,7 +52,7 @@ def denoise_grey(state, config, image_HW: np.ndarray) -> np.ndarray:
 
 
 def run_cli(argv, capsys):
-    code = _cli.run(denoise_cli.main, [str(a) for a in argv])
+    code = cli.run(denoise_cli.main, [str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out.strip().splitlines(), err.strip().splitlines()
 
@@ -94,7 +94,7 @@ def test_conv_output_is_the_models_own_forward_pass_and_good_files_exit_0(workdi
                    f"(ITU-R 601 luma) for a grey model)"]
     written = Image.open(tmp_path / "new/out/noisy_denoised.png")
     assert written.mode == "L" and written.size == (28, 28)
-    config, _, state = evaluate.load(workdir, "conv")
+    config, _, state = run.load_run(workdir, "conv")
     pixels_HW = pixels_u8.astype(np.float32) / 255.0
     expected_HW = forward(state, pixels_HW)
     # Same function (jit aside): any rescaling of the input or output would show here.
@@ -106,7 +106,7 @@ def test_conv_output_is_the_models_own_forward_pass_and_good_files_exit_0(workdi
 
 
 def test_conv_pads_to_a_multiple_of_4_and_crops_back(workdir):
-    config, _, state = evaluate.load(workdir, "conv")
+    config, _, state = run.load_run(workdir, "conv")
     exact_HW = digit_like_u8(40, 60).astype(np.float32) / 255.0
     np.testing.assert_allclose(denoise_grey(state, config, exact_HW),
                                forward(state, exact_HW), atol=1e-5)  # nothing to pad
@@ -182,3 +182,17 @@ def test_a_real_process_denoises_and_reports_a_bad_file(workdir, tmp_path):
     assert proc.stdout.strip().splitlines() == [f"{good} -> {tmp_path / 'out/good_denoised.png'}"]
     assert proc.stderr.strip().splitlines() == [f"error: {text}: not an image file Pillow can read"]
     assert Image.open(tmp_path / "out/good_denoised.png").size == (30, 30)
+
+
+def test_an_rgb_image_for_a_grey_model_becomes_its_itu_r_601_luma(tmp_path):
+    """Unequal channels: pure red, green and blue turn into 0.299, 0.587 and 0.114, and any
+    pixel into 0.299 R + 0.587 G + 0.114 B (weights that only sum to 1 would fail)."""
+    rgb_u8 = np.random.default_rng(3).integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    rgb_u8[0, :3] = [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
+    rgb = denoise.read_image(save(tmp_path / "colour.png", rgb_u8))
+    pixels, note = denoise.as_model_input(rgb, 1)
+    assert pixels.shape == (12, 12, 1) and pixels.dtype == np.float32
+    assert note == "converted RGB to grey (ITU-R 601 luma) for a grey model"
+    np.testing.assert_allclose(pixels[0, :3, 0], [0.299, 0.587, 0.114], atol=1e-6)
+    r, g, b = (rgb_u8[..., c].astype(np.float64) / 255.0 for c in range(3))
+    np.testing.assert_allclose(pixels[..., 0], 0.299 * r + 0.587 * g + 0.114 * b, atol=1e-6)

@@ -26,8 +26,10 @@ import pytest
 import tensorflow_datasets as tfds
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
-from dae import errors, evaluate, interrupts, lock, report, train
-from experiments import _cli, compare
+from dae import errors, interrupts, lock, report, run, train
+from dae.jobs import evaluate
+from dae import cli
+from experiments import compare
 from experiments import evaluate as evaluate_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,14 +44,14 @@ ARGS = ["--models", "dense", "--epochs", str(EPOCHS), "--batch-size", "64", "--b
 def run_compare(workdir, capsys, *extra):
     """(exit status, stdout lines, stderr lines) of `experiments.compare` on mock MNIST."""
     with tfds.testing.mock_data(num_examples=256):
-        code = _cli.run(compare.main, [*ARGS, "--workdir", str(workdir), *extra])
+        code = cli.run(compare.main, [*ARGS, "--workdir", str(workdir), *extra])
     out, err = capsys.readouterr()
     return code, out.splitlines(), err.splitlines()
 
 
 def run_evaluate(workdir, capsys, *extra):
     with tfds.testing.mock_data(num_examples=256):
-        code = _cli.run(evaluate_cli.main, ["--workdir", str(workdir), "--model", "dense", *extra])
+        code = cli.run(evaluate_cli.main, ["--workdir", str(workdir), "--model", "dense", *extra])
     out, err = capsys.readouterr()
     return code, out, err.splitlines()
 
@@ -82,7 +84,7 @@ def uninterrupted(tmp_path_factory):
     """The workdir of a run that met no fault."""
     workdir = tmp_path_factory.mktemp("uninterrupted")
     with tfds.testing.mock_data(num_examples=256):
-        assert _cli.run(compare.main, [*ARGS, "--workdir", str(workdir)]) == 0
+        assert cli.run(compare.main, [*ARGS, "--workdir", str(workdir)]) == 0
     return workdir
 
 
@@ -115,23 +117,23 @@ def test_a_damaged_checkpoint_is_named_and_training_goes_on_from_the_newest_read
         damage, copied, uninterrupted, capsys):
     DAMAGE[damage](copied / "dense" / "checkpoints" / str(EPOCHS))
     code, out, err = run_compare(copied, capsys)
-    assert code == 0 and err == []
-    one_line([line for line in out if "warning" in line],
+    assert code == 0 and not [line for line in out if "warning" in line]
+    one_line(err,
              f"warning: the checkpoint of epoch {EPOCHS} in {copied / 'dense' / 'checkpoints'} is "
              f"damaged (", f"resuming from epoch {EPOCHS - 1}, the newest readable one")
     resuming = f"[dense] resuming from the checkpoint of epoch {EPOCHS - 1} in {copied / 'dense'}"
     assert resuming in out
     assert numbers(copied) == numbers(uninterrupted)
     assert saved_epochs(copied) == ["1", "2", "3"]  # the damaged one written again, readable
-    assert evaluate.load(copied, "dense", epoch=EPOCHS)[1] == EPOCHS
+    assert run.load_run(copied, "dense", epoch=EPOCHS)[1] == EPOCHS
 
 
 def test_when_every_checkpoint_is_damaged_training_starts_anew(copied, uninterrupted, capsys):
     for epoch in range(1, EPOCHS + 1):
         DAMAGE["deleted manifest"](copied / "dense" / "checkpoints" / str(epoch))
     code, out, err = run_compare(copied, capsys)
-    assert code == 0 and err == []
-    one_line([line for line in out if "warning" in line], "epoch 3", "damaged",
+    assert code == 0 and not [line for line in out if "warning" in line]
+    one_line(err, "epoch 3", "damaged",
              "(so are epochs 2, 1)", "starting anew, as no checkpoint is readable")
     assert numbers(copied) == numbers(uninterrupted)
 
@@ -166,7 +168,7 @@ def test_a_damaged_checkpoint_and_one_of_another_model_are_told_apart(copied, ca
     (copied / "conv" / "config.json").write_text(json.dumps({**config, "model": "conv"}))
     shutil.copytree(copied / "dense" / "checkpoints", copied / "conv" / "checkpoints")
     with tfds.testing.mock_data(num_examples=256):
-        code = _cli.run(evaluate_cli.main, ["--workdir", str(copied), "--model", "conv",
+        code = cli.run(evaluate_cli.main, ["--workdir", str(copied), "--model", "conv",
                                             "--epoch", "2"])
     assert code == 2
     one_line(capsys.readouterr().err.splitlines(), "epoch 2", "does not fit model 'conv' (it "
@@ -179,7 +181,11 @@ BAD_CONFIGS = {
                                                "at line 1, column 31)"),
     "a list": (lambda c: "[]", "not a JSON config file (a list, not an object)"),
     "lacking fields": (lambda c: json.dumps({"model": "dense", "epochs": 3}),
-                       "lacks the fields batch_size, learning_rate, noise, seed, train_examples"),
+                       "lacks the fields batch_size, learning_rate, noise, seed, train_examples, "
+                       "dataset"),
+    "an unknown field": (lambda c: json.dumps({**c, "noise_std": 0.4}), "unknown fields noise_std"),
+    "a bad value": (lambda c: json.dumps({**c, "batch_size": 0}),
+                    "batch_size: must be a positive integer, got 0"),
     "an unknown model": (lambda c: json.dumps({**c, "model": "resnet"}),
                          "model: unknown model 'resnet'; choose from dense, conv"),
     "a wrong type": (lambda c: json.dumps({**c, "epochs": "two"}),
@@ -238,7 +244,7 @@ def test_a_failed_save_stops_the_run_with_one_line_and_a_rerun_resumes(
              "the checkpoints of earlier epochs are kept")
     left = saved_epochs(tmp_path)
     assert left[0] == "1" and left[1:] == ["2.orbax-checkpoint-tmp"]  # the save cut short
-    assert evaluate.load(tmp_path, "dense")[1] == 1
+    assert run.load_run(tmp_path, "dense")[1] == 1
     # Nothing of the failed save goes on behind the error: orbax's threads for its other item
     # are done (they would write, and log tracebacks, after the one line).
     assert not [t for t in threading.enumerate() if type(t).__module__.startswith("orbax.")]
@@ -346,7 +352,7 @@ def test_a_signal_during_a_save_lets_it_complete_then_stops_with_one_line(
     one_line(err, f"interrupted ({signal.Signals(signum).name}): checkpoints of finished epochs "
                   f"are kept; re-run to resume")
     assert saved_epochs(tmp_path) == ["1", "2"]
-    assert evaluate.load(tmp_path, "dense")[1] == 2  # the save in flight was completed
+    assert run.load_run(tmp_path, "dense")[1] == 2  # the save in flight was completed
     if signum != signal.SIGTERM:
         return  # The rerun is the same for either signal.
 
@@ -392,14 +398,14 @@ def test_an_interrupted_lost_after_the_last_check_is_raised_when_the_block_ends(
 
 def test_a_signal_lost_during_training_stops_at_the_next_step_with_one_line(
         tmp_path, uninterrupted, capsys, monkeypatch):
-    track_loss = train._track_loss
+    track_loss = train.track_loss
 
     def losing_track_loss(loss_sum, first_bad_step, loss, step):
         if int(step) == STEPS_PER_EPOCH + 2:  # in epoch 2
             lose_a_signal(signal.SIGTERM)
         return track_loss(loss_sum, first_bad_step, loss, step)
 
-    monkeypatch.setattr(train, "_track_loss", losing_track_loss)
+    monkeypatch.setattr(train, "track_loss", losing_track_loss)
     code, out, err = run_compare(tmp_path, capsys)
     assert code == 143
     one_line(err, "interrupted (SIGTERM): checkpoints of finished epochs are kept")

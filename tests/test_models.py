@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from dae import models
+from dae import models, run
 
 
 def init_variables(name: str):
@@ -214,7 +214,7 @@ def test_the_self_ensemble_averages_the_outputs_over_the_8_flips_and_rotations()
 ])
 def test_model_specs_are_written_one_way_and_name_a_folder(spec, canonical, folder):
     assert models.canonical(spec) == canonical
-    assert models.run_folder(spec) == folder
+    assert run.folder_of(spec) == folder
 
 
 def test_a_spec_builds_its_module_with_the_hyperparameters_changed():
@@ -226,7 +226,7 @@ def test_a_spec_builds_its_module_with_the_hyperparameters_changed():
     assert (type(model), model.features, model.levels, model.residual, model.logits) == (
         models.UNet, 4, 3, True, False)
     assert models.input_multiple("unet:levels=3") == 8 and models.input_multiple("unet") == 4
-    assert models.input_multiple("dense:latent=32") is None
+    assert models.fixed_size("dense:latent=32") and not models.fixed_size("unet")
     params = models.get("dense:latent=32").init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
     assert models.count_params(params) == 784 * 32 + 32 + 32 * 784 + 784
     depth = models.get("dncnn:depth=4").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))

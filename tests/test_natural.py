@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dae import compare
-from dae.config import Config, NATURAL_DEFAULTS, dataset_defaults
-from experiments import _cli
+from dae import protocols
+from dae.config import Config
+from dae.jobs import compare
+from dae import cli
 from experiments import compare as compare_cli
 from experiments import denoise as denoise_cli
 from experiments import evaluate as evaluate_cli
@@ -44,7 +45,7 @@ def rgb_run(tmp_path_factory):
     argv = ["--dataset", f"folder:{photos}", "--models", "unet,dncnn", "--epochs", "2",
             "--patch-size", "16", "--patches-per-epoch", "64", "--batch-size", "8",
             "--baselines", "noisy,median,nlm,bm3d", "--workdir", str(root / "run")]
-    assert _cli.run(compare_cli.main, argv) == 0
+    assert cli.run(compare_cli.main, argv) == 0
     return root
 
 
@@ -75,7 +76,7 @@ def test_the_run_records_the_natural_protocol_beside_its_checkpoints(rgb_run):
 
 
 def test_evaluate_reproduces_the_validation_metrics_from_the_checkpoint_alone(rgb_run, capsys):
-    assert _cli.run(evaluate_cli.main, ["--workdir", str(rgb_run / "run"), "--model", "unet"]) == 0
+    assert cli.run(evaluate_cli.main, ["--workdir", str(rgb_run / "run"), "--model", "unet"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     results = json.loads((rgb_run / "run" / "results.json").read_text())
     assert abs(metrics["val_mse"] - results["models"]["unet"]["val_mse"]) < 1e-9
@@ -83,7 +84,7 @@ def test_evaluate_reproduces_the_validation_metrics_from_the_checkpoint_alone(rg
 
 
 def test_the_sweep_uses_the_fields_sigmas_on_photographs(rgb_run):
-    assert _cli.run(sweep_cli.main, ["--workdir", str(rgb_run / "run"), "--baselines", "median"]) == 0
+    assert cli.run(sweep_cli.main, ["--workdir", str(rgb_run / "run"), "--baselines", "median"]) == 0
     sweep = json.loads((rgb_run / "run" / "sweep.json").read_text())
     assert np.allclose(sweep["levels"], [15 / 255, 25 / 255, 50 / 255])
     assert "sigma 25/255" in (rgb_run / "run" / "sweep.md").read_text()
@@ -96,7 +97,7 @@ def test_an_odd_sized_rgb_file_is_denoised_into_an_rgb_file_of_its_size(rgb_run,
     Image.fromarray(noisy).save(rgb_in)
     grey_in = tmp_path / "grey.png"
     Image.fromarray(noisy[..., 0]).save(grey_in)
-    code = _cli.run(denoise_cli.main, ["--workdir", str(rgb_run / "run"), "--model", "unet",
+    code = cli.run(denoise_cli.main, ["--workdir", str(rgb_run / "run"), "--model", "unet",
                                        str(rgb_in), str(grey_in), "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out.strip().splitlines()
     assert code == 0
@@ -109,16 +110,56 @@ def test_an_odd_sized_rgb_file_is_denoised_into_an_rgb_file_of_its_size(rgb_run,
 
 
 def test_natural_defaults_and_run_names():
-    skimage = dataset_defaults("skimage", None, 1)
-    assert skimage["patch_size"] == NATURAL_DEFAULTS["patch_size"] and skimage["loss"] == "mse"
+    photos = protocols.of("skimage")
+    assert photos is protocols.PHOTOGRAPHS and protocols.of("mnist") is protocols.MNIST
+    skimage = photos.config_fields("skimage", None, 1)
+    assert skimage["patch_size"] == 64 and skimage["loss"] == "mse"
     assert skimage["crop_candidates"] == 2
-    cifar = dataset_defaults("tfds:cifar10", (32, 32), 3)
+    cifar = photos.config_fields("tfds:cifar10", (32, 32), 3)
     assert cifar["patch_size"] is None and cifar["image_size"] == (32, 32)  # small: whole images
     assert cifar["crop_candidates"] == 1
-    assert dataset_defaults("mnist", (28, 28), 1)["models"] == ["dense", "conv"]
-    config = Config(**{k: v for k, v in skimage.items() if k != "models"}, model="unet")
-    assert compare.run_name(config).startswith("skimage_sigma25of255_b16_")
-    assert compare.run_name(Config()) == "sigma0.4_b128_lr0.001_seed0"  # MNIST's as before
+    assert protocols.MNIST.models == ("dense", "conv")
+    assert Config(**protocols.MNIST.config_fields("mnist", (28, 28), 1)) == Config()
+    config = Config(**skimage, model="unet")
+    assert photos.run_name(config).startswith("skimage_sigma25of255_b16_")
+    assert protocols.MNIST.run_name(Config()) == "sigma0.4_b128_lr0.001_seed0"
     folder = Config(dataset="folder:/data/photos,/data/val", image_size=None, patch_size=32,
                     patches_per_epoch=64)
-    assert compare.run_name(folder).startswith("folder-photos+val_sigma0.4_")
+    assert photos.run_name(folder).startswith("folder-photos+val_sigma0.4_")
+
+
+@pytest.fixture(scope="module")
+def small_photos(tmp_path_factory):
+    """A folder of 12 grey 32x32 photographs: small images of one size, which train whole."""
+    photos = tmp_path_factory.mktemp("small") / "photos"
+    photos.mkdir()
+    for i in range(12):
+        Image.fromarray(smooth_photo(32, 32, i)[..., 0]).save(photos / f"s{i}.png")
+    return photos
+
+
+def test_crop_options_on_small_images_without_a_patch_size_are_a_one_line_error(
+        small_photos, tmp_path, capsys):
+    for option in (["--crop-candidates", "2"], ["--train-scales", "1,0.5"]):
+        code = cli.run(compare_cli.main, ["--dataset", f"folder:{small_photos}", "--models", "conv",
+                                          "--epochs", "1", *option, "--workdir", str(tmp_path)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert option[0] in err[0] and "32x32 images" in err[0] and "--patch-size" in err[0]
+        assert not (tmp_path / "conv").exists()  # nothing trained, no config saved
+
+
+def test_crop_options_on_small_images_with_a_patch_size_apply_and_the_run_reloads(
+        small_photos, tmp_path, capsys):
+    argv = ["--dataset", f"folder:{small_photos}", "--models", "conv", "--epochs", "1",
+            "--patch-size", "16", "--patches-per-epoch", "16", "--batch-size", "8",
+            "--crop-candidates", "2", "--baselines", "none", "--workdir", str(tmp_path)]
+    assert cli.run(compare_cli.main, argv) == 0
+    config = Config.load(tmp_path / "conv" / "config.json")
+    assert (config.patch_size, config.crop_candidates, config.image_size) == (16, 2, (32, 32))
+    trained = json.loads((tmp_path / "results.json").read_text())["models"]["conv"]
+    capsys.readouterr()
+    assert cli.run(evaluate_cli.main, ["--workdir", str(tmp_path), "--model", "conv"]) == 0
+    assert json.loads(capsys.readouterr().out)["val_mse"] == pytest.approx(trained["val_mse"])
+    assert cli.run(compare_cli.main, [*argv[:5], "2", *argv[6:]]) == 0  # resumes to epoch 2
+    assert "resuming from the checkpoint of epoch 1" in capsys.readouterr().out

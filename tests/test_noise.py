@@ -144,15 +144,6 @@ def test_the_noise_spec_is_saved_with_the_config(tmp_path):
     assert Config.load(tmp_path / "config.json").noise_model() == noise.Noise("salt_pepper", 0.1, 0.1)
 
 
-def test_configs_saved_before_noise_specs_still_load(tmp_path):
-    # Such a config as it was saved: every field of the time, noise_std for noise.
-    (tmp_path / "config.json").write_text(
-        '{"model": "conv", "epochs": 20, "batch_size": 128, "learning_rate": 0.001, '
-        '"noise_std": 0.3, "seed": 0, "train_examples": null}')
-    assert Config.load(tmp_path / "config.json").noise == "gaussian:0.3"
-
-
-
 def test_levels_may_be_fractions_in_the_fields_0_255_units():
     assert noise.parse("gaussian:25/255") == noise.Noise("gaussian", 25 / 255, 25 / 255)
     assert noise.parse("gaussian:15/255-50/255").high == 50 / 255

@@ -22,11 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import importlib
 import sys
-from experiments import _cli
+from dae import cli
 experiment = importlib.import_module("experiments." + sys.argv[1])
 from dae import evaluation
 evaluation.EVAL_BATCH_SIZE = 500
-sys.exit(_cli.run(experiment.main, sys.argv[2:]))
+sys.exit(cli.run(experiment.main, sys.argv[2:]))
 """
 
 # Stuck collectives abort the process after 30 s (XLA's default: 40 s of warnings, then abort).

@@ -4,18 +4,19 @@ import json
 
 import pytest
 
-from dae import sweep, train
-from dae.checkpoints import CheckpointError
+from dae import train
+from dae.jobs import sweep
+from dae.errors import CheckpointError
 from dae.config import Config
 from dae.errors import ConfigError
-from experiments import _cli
+from dae import cli
 from experiments import sweep as sweep_cli
 
 
 def test_sweep_evaluates_every_model_at_every_level(mock_mnist, tmp_path):
     for model in ("dense", "conv"):
-        train.fit(Config(model=model, epochs=1, batch_size=64), tmp_path, mock_mnist, log=lambda _: None)
-    result = sweep.run(tmp_path, levels=(0.2, 0.4, 0.6), dataset=mock_mnist, log=lambda _: None,
+        train.fit(Config(model=model, epochs=1, batch_size=64), tmp_path, mock_mnist)
+    result = sweep.run_sweep(tmp_path, levels=(0.2, 0.4, 0.6), dataset=mock_mnist,
                        baseline_names=["median"], baseline_examples=16)
     saved = json.loads((tmp_path / "sweep.json").read_text())
     assert saved == json.loads(json.dumps(result))
@@ -37,9 +38,9 @@ def test_sweep_evaluates_every_model_at_every_level(mock_mnist, tmp_path):
 
 def test_sweep_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no trained models"):
-        sweep.run(tmp_path, levels=(0.1,))
+        sweep.run_sweep(tmp_path, levels=(0.1,))
     with pytest.raises(CheckpointError, match="does not exist"):
-        sweep.run(tmp_path / "nope", levels=(0.1,))
+        sweep.run_sweep(tmp_path / "nope", levels=(0.1,))
     with pytest.raises(ConfigError, match="--levels"):
         sweep.check_levels([0.1, -0.2])
 
@@ -50,13 +51,13 @@ def test_sweep_errors(tmp_path):
     (["--workdir", "/tmp", "--baselines", "median,wiener"], "unknown baseline 'wiener'"),
 ])
 def test_sweep_cli_errors_are_one_line(argv, needle, capsys):
-    code = _cli.run(sweep_cli.main, argv)
+    code = cli.run(sweep_cli.main, argv)
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err
 
 
 def test_sweep_cli_rejects_non_numbers(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        _cli.run(sweep_cli.main, ["--workdir", "/tmp", "--levels", "a,b"])
+        cli.run(sweep_cli.main, ["--workdir", "/tmp", "--levels", "a,b"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "expected comma-separated numbers" in err

@@ -31,11 +31,11 @@ def read_events(run_dir) -> dict[str, dict[int, object]]:
 
 def test_every_epoch_writes_its_losses_psnr_ssim_learning_rate_and_images(mock_mnist, tmp_path):
     config = Config(model="dense", epochs=2, batch_size=64, lr_schedule="cosine")
-    results, state = train.fit(config, tmp_path, mock_mnist, log=lambda _: None)
+    history, state = train.fit(config, tmp_path, mock_mnist)
     events = read_events(tmp_path / "dense")
     assert set(events) == {"train/loss", "val/bce", "val/mse", "val/psnr", "val/ssim", "lr",
                            "val/clean_noisy_denoised"}
-    for record in results["history"]:
+    for record in history:
         epoch = record["epoch"]
         for tag, key in [("train/loss", "train_bce"), ("val/bce", "val_bce"),
                          ("val/mse", "val_mse"), ("val/psnr", "val_psnr"),
@@ -56,7 +56,7 @@ def test_every_epoch_writes_its_losses_psnr_ssim_learning_rate_and_images(mock_m
         np.testing.assert_allclose(cell, np.asarray(images[0])[..., 0], atol=1 / 255)
     # A run that only restores its checkpoints writes no more events.
     before = sorted(p.name for p in (tmp_path / "dense").iterdir())
-    train.fit(config, tmp_path, mock_mnist, log=lambda _: None)
+    train.fit(config, tmp_path, mock_mnist)
     assert sorted(p.name for p in (tmp_path / "dense").iterdir()) == before
 
 

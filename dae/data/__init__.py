@@ -8,19 +8,22 @@ Split; crops and padding (dae.data.patches) do not care where the images came fr
 
 import dataclasses
 from pathlib import Path
-from typing import Callable, Optional
+import logging
+from typing import Optional
 
 import jax
 import numpy as np
 
 from dae import parallel, rng, xla
-from dae.data import folder, patches, skimage, tfds
+from dae.data import folder, patches, skimage, tfds_source
 from dae.data.images import Split, to_float, with_scales
-from dae.data.tfds import DEFAULT_TFDS_DIR, resolve_data_dir
+from dae.data.tfds_source import DEFAULT_TFDS_DIR, resolve_data_dir
 from dae.errors import ConfigError
 
 KINDS = ("mnist", "tfds:NAME", "folder:PATH", "folder:TRAIN_DIR,VAL_DIR", "skimage")
 MNIST = "mnist"
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -47,27 +50,22 @@ def parse(spec: str) -> tuple[str, str]:
     kind, colon, arg = str(spec).partition(":")
     takes_arg = {"mnist": False, "skimage": False, "tfds": True, "folder": True}
     if kind not in takes_arg or takes_arg[kind] != bool(colon) or (colon and not arg.strip()):
-        raise ConfigError(f"--dataset: unknown dataset {spec!r}; choose from {', '.join(KINDS)}")
+        raise ConfigError("--dataset", f"unknown dataset {spec!r}; choose from {', '.join(KINDS)}")
     return kind, arg.strip()
 
 
-def is_natural(spec: str) -> bool:
-    """Every dataset but the paper's MNIST follows the natural-image protocol (see defaults)."""
-    return spec != MNIST
-
-
 def load(spec: str = MNIST, data_dir: Optional[str] = None, download: bool = False,
-         channels: Optional[int] = None, warn: Callable[[str], None] = print) -> Dataset:
+         channels: Optional[int] = None) -> Dataset:
     """The dataset `spec` in `channels` channels (default: the dataset's own)."""
     kind, arg = parse(spec)
     if channels not in (None, 1, 3):
-        raise ConfigError(f"--channels: must be 1 or 3, got {channels}")
+        raise ConfigError("--channels", f"must be 1 or 3, got {channels}")
     if kind == "mnist":
-        train, test = tfds.load("mnist", data_dir, download, channels)
+        train, test = tfds_source.load("mnist", data_dir, download, channels)
     elif kind == "tfds":
-        train, test = tfds.load(arg, data_dir, download, channels)
+        train, test = tfds_source.load(arg, data_dir, download, channels)
     elif kind == "folder":
-        train, test = folder.load(arg, channels, warn)
+        train, test = folder.load(arg, channels)
     else:
         train, test = skimage.load(channels)
     return Dataset(spec, train, test)
@@ -89,7 +87,7 @@ class TrainBatches:
     epoch (the last partial batch dropped), or, with config.patch_size, random crops; either
     sharded along the mesh's `data` axis (dae.parallel)."""
 
-    def __init__(self, split: Split, config, log: Callable[[str], None] = print):
+    def __init__(self, split: Split, config):
         self.split = split.take(config.train_examples)
         self.batch_size = config.batch_size
         if config.patch_size:
@@ -99,14 +97,14 @@ class TrainBatches:
                 copies = " (downscaled copies included)"
             skipped = len(self.split) - patches.large_enough(self.split, config.patch_size).size
             if skipped:
-                log(f"skipping {skipped} of {len(self.split)} training images{copies} smaller "
-                    f"than the {config.patch_size}x{config.patch_size} crops")
+                log.info(f"[{config.model}] skipping {skipped} of {len(self.split)} training "
+                         f"images{copies} smaller than the {config.patch_size}x{config.patch_size} crops")
             self._sample = patches.sampler(self.split, config.batch_size, config.patch_size,
                                            config.crop_candidates)
             crops = config.patches_per_epoch or images_in_split  # downscaled copies not counted
             self.steps_per_epoch = max(1, crops // config.batch_size)
             self._key = rng.stream(config.seed, rng.PATCHES)
-        else:  # (config.check_training_set has checked that a batch fits)
+        else:  # (dae.config.validate has checked that a batch fits)
             self._sample = None
             self.steps_per_epoch = len(self.split) // config.batch_size
             self._key = rng.stream(config.seed, rng.SHUFFLE)

@@ -5,8 +5,9 @@ least one, for validation. `folder:TRAIN_DIR,VAL_DIR` takes the two directories 
 Unreadable files get one warning line each and are skipped.
 """
 
+import logging
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -16,14 +17,16 @@ from dae.errors import DataError, ImageError
 SPLIT_SEED = 0  # fixed: every run of a folder sees the same split
 VALIDATION_FRACTION = 0.1
 
+log = logging.getLogger(__name__)
 
-def _read_all(paths: list[Path], warn: Callable[[str], None]) -> list[tuple[str, np.ndarray]]:
+
+def _read_all(paths: list[Path]) -> list[tuple[str, np.ndarray]]:
     read = []
     for path in paths:
         try:
             read.append((path.name, files.read_image(path)))
         except ImageError as e:
-            warn(f"warning: skipped {e}")
+            log.warning(f"skipped {e}")
     return read
 
 
@@ -37,8 +40,7 @@ def _listing(directory: Path, option: str) -> list[Path]:
     return paths
 
 
-def load(arg: str, channels: Optional[int] = None,
-         warn: Callable[[str], None] = print) -> tuple[images.Split, images.Split]:
+def load(arg: str, channels: Optional[int] = None) -> tuple[images.Split, images.Split]:
     """(train, validation) splits of `arg` (PATH or TRAIN_DIR,VAL_DIR) as uint8 on the device.
 
     `channels` defaults to 3 if any image is in colour, else 1.
@@ -48,12 +50,12 @@ def load(arg: str, channels: Optional[int] = None,
         raise DataError(f"--dataset: folder:{arg}: expected folder:PATH or folder:TRAIN_DIR,VAL_DIR")
     option = f"folder:{arg}"
     if len(dirs) == 2:
-        splits = [_read_all(_listing(d, option), warn) for d in dirs]
+        splits = [_read_all(_listing(d, option)) for d in dirs]
         for d, split in zip(dirs, splits):
             if not split:
                 raise DataError(f"--dataset: {option}: no readable image in {d}")
     else:
-        everything = _read_all(_listing(dirs[0], option), warn)
+        everything = _read_all(_listing(dirs[0], option))
         if len(everything) < 2:
             raise DataError(f"--dataset: {option}: needs at least 2 readable images to split into "
                             f"training and validation, found {len(everything)}")

@@ -178,6 +178,14 @@ def with_scales(split: Split, scales: Sequence[float]) -> Split:
     return Split.from_images(images, names)
 
 
+def centre_crop(image_HWC: np.ndarray, size: int = 128) -> np.ndarray:
+    """The size x size centre of an image (all of it along a side shorter than `size`): how
+    reports and TensorBoard show photographs."""
+    H, W = image_HWC.shape[:2]
+    top, left = max(0, (H - size) // 2), max(0, (W - size) // 2)
+    return image_HWC[top : top + size, left : left + size]
+
+
 def _to_device(pixels_u8: np.ndarray) -> jax.Array:
     try:
         return jax.device_put(pixels_u8)

@@ -73,16 +73,3 @@ def sampler(split: Split, batch_size: int, patch_size: int,
                      else functools.partial(_sample, **crop),
                      out_shardings=parallel.batch_sharding())
     return functools.partial(sample, pixels, tables)
-
-
-def pad_to_multiple(images_BHWC: jax.Array, multiple: int) -> jax.Array:
-    """Reflection-pads height and width at the bottom and right up to a multiple of `multiple`.
-
-    Reflect, not edge: mirroring keeps the noise and structures at the border like the image's
-    own; repeating the last row or column would draw flat streaks. Cropping back is [:H, :W].
-    """
-    H, W = images_BHWC.shape[1:3]
-    pad_H, pad_W = -H % multiple, -W % multiple
-    if not (pad_H or pad_W):
-        return images_BHWC
-    return jnp.pad(images_BHWC, ((0, 0), (0, pad_H), (0, pad_W), (0, 0)), mode="reflect")

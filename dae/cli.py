@@ -1,11 +1,13 @@
-"""What every experiment's command line shares: quiet logs, one-line errors, common options."""
+"""What every command line shares (experiments/, benchmarks/): one-line errors and exit codes,
+signals, logs set up once, and the options of the device layout."""
 
 import argparse
 import errno
+import os
 import signal
 import sys
 
-from dae import interrupts
+from dae import interrupts, logs
 from dae.errors import DaeError
 
 
@@ -36,16 +38,17 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
-def scale_list(text: str) -> tuple[float, ...]:
-    """--train-scales 1,0.75,0.5 -> (1.0, 0.75, 0.5) (their range is checked by Config)."""
+def level_list(text: str) -> list[float]:
+    """'0.1,0.2' or '15/255,25/255' -> sigmas (pixels in [0, 1])."""
     try:
-        scales = tuple(float(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated factors such as 1,0.75,0.5, "
-                                         f"got {text!r}") from None
-    if not scales:
-        raise argparse.ArgumentTypeError("give at least one factor, e.g. 1,0.75,0.5")
-    return scales
+        levels = []
+        for v in filter(str.strip, text.split(",")):
+            numerator, slash, denominator = v.partition("/")
+            levels.append(float(numerator) / float(denominator) if slash else float(v))
+        return levels
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers or fractions such as "
+                                         f"25/255, got {text!r}") from None
 
 
 def baseline_list(text: str) -> list[str]:
@@ -58,15 +61,42 @@ def baseline_list(text: str) -> list[str]:
     return names
 
 
+def add_layout_options(parser, distributed: bool = True) -> None:
+    """--host-devices and, with `distributed`, the options that join several processes
+    (dae.parallel)."""
+    from dae import parallel  # (imports jax, which starts nothing yet)
+
+    parser.add_argument("--host-devices", type=int, default=None,
+                        help=f"XLA CPU devices made of this host's cores, the batch sharded over "
+                             f"them (default: {parallel.DEFAULT_HOST_DEVICES}; no effect on "
+                             f"GPUs/TPUs)")
+    if not distributed:
+        return
+    parser.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                        help="join several processes (jax.distributed): process 0's address; "
+                             "with --num-processes and --process-id")
+    parser.add_argument("--num-processes", type=int, default=None)
+    parser.add_argument("--process-id", type=int, default=None)
+    parser.add_argument("--init-timeout", type=int, default=parallel.INIT_TIMEOUT_S,
+                        metavar="SECONDS",
+                        help="how long a process waits for the coordinator and the others "
+                             "(default: %(default)s)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="join the processes of a cluster job, auto-detected by "
+                             "jax.distributed (SLURM, Cloud TPU, Kubernetes)")
+
+
 def start(args) -> None:
     """Before anything runs JAX: its host devices and the join of several processes
-    (dae.parallel's options); then every process but the first keeps quiet on stdout (process
-    0 writes the logs; errors still reach stderr)."""
-    import os
+    (add_layout_options' options); then every process but the first keeps quiet on stdout
+    (process 0 writes the logs; errors still reach stderr)."""
+    from dae import logs, parallel
 
-    from dae import parallel
-
-    parallel.setup(args)
+    parallel.set_host_devices(getattr(args, "host_devices", None))
+    parallel.initialize(getattr(args, "coordinator", None), getattr(args, "num_processes", None),
+                        getattr(args, "process_id", None), auto=getattr(args, "distributed", False),
+                        timeout_s=getattr(args, "init_timeout", parallel.INIT_TIMEOUT_S))
+    logs.setup(parallel.is_main_process())
     if not parallel.is_main_process():
         sys.stdout.flush()
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (XLA's, gloo's too)
@@ -86,6 +116,7 @@ def run(main, argv=None) -> int:
 
     # tfds's and orbax's INFO chatter off; their warnings are real (a normal run has none).
     absl.logging.set_verbosity(absl.logging.WARNING)
+    logs.setup()
     try:
         with interrupts.handled():
             status = main(argv)

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from dae import evaluate, evaluation
+from dae import evaluation, models, run
 from dae.config import Config
 from dae.data import files, images
 from dae.errors import DaeError, ImageError
@@ -30,7 +30,7 @@ def as_model_input(image_HWC: np.ndarray, channels: int) -> tuple[np.ndarray, Op
 
 def check_size(config: Config, height: int, width: int) -> None:
     """Raises ImageError unless the model can denoise a height x width image (after padding)."""
-    if evaluate.input_multiple(config) is None and (height, width) != config.image_size:
+    if models.fixed_size(config.model) and (height, width) != config.image_size:
         need = "x".join(map(str, config.image_size))
         raise ImageError(f"model {config.model!r} denoises only {need} images, not {height}x{width}")
 
@@ -82,7 +82,7 @@ def denoise_files(workdir: Path, model: str, paths: Sequence[Path], out_dir: Pat
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)  # Before the checkpoint load, which takes seconds.
-    config, _, state = evaluate.load(workdir, model, epoch)
+    config, _, state = run.load_run(workdir, model, epoch)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -1,58 +1,42 @@
 """Noise-level sweep: every trained model of a workdir evaluated at several Gaussian sigmas."""
 
 import json
+import logging
 import math
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
-from dae import baselines, checkpoints, data, evaluate, evaluation, noise, rng
+from dae import baselines, evaluation, noise, protocols, rng, run
 from dae.errors import CheckpointError, ConfigError
 
-DEFAULT_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-NATURAL_LEVELS = (15 / 255, 25 / 255, 50 / 255)  # the field's sigmas for photographs
-# BM3D (~0.7 s a digit) is left out on MNIST by default: at 8 levels it would dominate the sweep's
-# time. On photographs it is the reference, and there are only a few test images.
-DEFAULT_BASELINES = ("median", "gaussian", "tv", "nlm")
-NATURAL_BASELINES = ("median", "gaussian", "nlm", "bm3d")
+log = logging.getLogger(__name__)
 DEFAULT_BASELINE_EXAMPLES = 200
-
-
-def trained_models(workdir: Path) -> list[str]:
-    """The run folders of the models with a saved config (and so checkpoints) in `workdir`."""
-    workdir = Path(workdir)
-    if not workdir.is_dir():
-        raise CheckpointError(f"--workdir: {workdir} does not exist or is not a directory")
-    folders = checkpoints.run_folders(workdir)
-    if not folders:
-        raise CheckpointError(f"--workdir: no trained models in {workdir}"
-                              f"{checkpoints.seeds_hint(workdir, 'sweep each one,')}")
-    return folders
 
 
 def check_levels(levels: Sequence[float]) -> None:
     if not levels or any(not 0 <= level < float("inf") for level in levels):
-        raise ConfigError(f"--levels: need one or more finite sigmas >= 0, got {list(levels)}")
+        raise ConfigError("--levels", f"need one or more finite sigmas >= 0, got {list(levels)}")
 
 
-def level_name(level: float, natural: bool) -> str:
-    """0.4 -> '0.4'; on photographs 25/255 -> '25/255' (the field's 0-255 units)."""
-    return f"{level * 255:.3g}/255" if natural else f"{level:g}"
-
-
-def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
-        data_dir: Optional[str] = None, dataset: Optional[data.Dataset] = None,
-        log: Callable[[str], None] = print, baseline_names: Optional[Sequence[str]] = None,
-        baseline_examples: int = DEFAULT_BASELINE_EXAMPLES,
-        dataset_spec: Optional[str] = None) -> dict:
+def run_sweep(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
+              data_dir: Optional[str] = None, dataset=None,
+              baseline_names: Optional[Sequence[str]] = None,
+              baseline_examples: int = DEFAULT_BASELINE_EXAMPLES,
+              dataset_spec: Optional[str] = None) -> dict:
     """Validation metrics of each model (and of the noisy input) at each sigma; writes the report.
 
-    Levels and baselines (checked: check_levels, baselines.resolve_names) default to MNIST's or
-    to the photographs' (dataset of the checkpoints). The test split is the runs' own, or that of
-    `dataset_spec`. The baselines, and the models once more, are scored on the first
-    `baseline_examples` images (checked: baselines.check_examples).
+    Levels and baselines (checked here, before anything loads) default to the protocol's of
+    the checkpoints' dataset. The test split is the runs' own, or that of `dataset_spec`. The
+    baselines, and the models once more, are scored on the first `baseline_examples` images.
     """
     workdir = Path(workdir)
-    loaded = [evaluate.load(workdir, folder) for folder in trained_models(workdir)]
+    if levels is not None:
+        check_levels(levels)
+    if baseline_names is not None:
+        baselines.resolve_names(baseline_names, ())  # (the default is the runs' protocol's)
+    baselines.check_examples(baseline_examples)  # (the upper bound needs the data)
+    loaded = [run.load_run(workdir, folder)
+              for folder in run.trained_models(workdir, "sweep each one,")]
     states = {config.model: (config, epoch, state) for config, epoch, state in loaded}
     names = list(states)
     configs = [config for config, _, _ in states.values()]
@@ -61,14 +45,16 @@ def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
         raise CheckpointError(f"--workdir: the models in {workdir} were trained on different data "
                               f"or noise ({sorted(specs)}); sweep them one workdir at a time")
     config = configs[0]
-    natural = data.is_natural(config.dataset)
-    levels = levels or (NATURAL_LEVELS if natural else DEFAULT_LEVELS)
-    if baseline_names is None:
-        baseline_names = NATURAL_BASELINES if natural else DEFAULT_BASELINES
-    dataset = evaluate.load_dataset(config, data_dir, dataset, log, dataset_spec)
+    protocol = protocols.of(config.dataset)
+    natural = protocol.photos
+    levels = levels or protocol.sweep_levels
+    baseline_names = baselines.resolve_names(baseline_names, protocol.sweep_baselines)
+    if dataset is None:
+        log.info(f"loading {dataset_spec or config.dataset}")
+    dataset = run.load_dataset(config, dataset_spec, data_dir, dataset)
     num_test = len(dataset.test)
     baseline_examples = min(baseline_examples, num_test) if natural else baseline_examples
-    baselines.check_examples_fit(baseline_examples, num_test)
+    baselines.check_examples(baseline_examples, num_test)
     rows = {name: [] for name in ["noisy input", *names]}
     subset_rows = {name: [] for name in [*names, *baseline_names]}
     for level in levels:
@@ -80,11 +66,11 @@ def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
         rows["noisy input"].append({"sigma": level, "val_psnr": evaluation.noisy_quality(validation)["noisy_psnr"]})
         for name, (_, _, state) in states.items():
             rows[name].append({"sigma": level, **evaluation.evaluate(state, validation)})
-            subset_rows[name].append({"sigma": level, **baselines.evaluate_model(state, subset)})
-        for name, row in baselines.evaluate_baselines(
+            subset_rows[name].append({"sigma": level, **evaluation.score_model(state, subset)})
+        for name, row in evaluation.score_baselines(
                 subset, baseline_names, baselines.true_sigma(noise_model), natural).items():
             subset_rows[name].append({"sigma": level, **row})
-        log(f"sigma {level_name(level, natural)}: "
+        log.info(f"sigma {protocol.level_name(level)}: "
             + ", ".join(f"{n} {r[-1]['val_psnr']:.2f} dB" for n, r in rows.items()))
     trained_on = {name: states[name][0].noise for name in names}
     result = {"workdir": str(workdir), "dataset": dataset.spec, "test_images": num_test,
@@ -94,7 +80,7 @@ def run(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int = 0,
     (workdir / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
     (workdir / "sweep.md").write_text(markdown(result))
     plot(workdir / "figures" / "sweep_psnr.png", result)
-    log(f"wrote {workdir / 'sweep.json'}, {workdir / 'sweep.md'} and {workdir / 'figures/sweep_psnr.png'}")
+    log.info(f"wrote {workdir / 'sweep.json'}, {workdir / 'sweep.md'} and {workdir / 'figures/sweep_psnr.png'}")
     return result
 
 
@@ -110,8 +96,9 @@ def _trained_at(spec: Optional[str], level: float) -> bool:
 def markdown(result: dict) -> str:
     """PSNR (dB) per model and sigma, the sigma each model was trained on marked with *."""
     levels = result["levels"]
-    dataset = result.get("dataset", data.MNIST)
-    natural = data.is_natural(dataset)
+    dataset = result["dataset"]
+    protocol = protocols.of(dataset)
+    natural = protocol.photos
     images = (f"{result['test_images']:,} test images of {dataset}" if natural
               else "10,000 MNIST test images")
     lines = [
@@ -119,7 +106,7 @@ def markdown(result: dict) -> str:
         "",
         f"{images}, the same seeded noise for every row; * marks the noise a model was trained on.",
         "",
-        "| model (trained on) | " + " | ".join(f"sigma {level_name(s, natural)}" for s in levels) + " |",
+        "| model (trained on) | " + " | ".join(f"sigma {protocol.level_name(s)}" for s in levels) + " |",
         "|---|" + "---:|" * len(levels),
     ]
     for name, rows in result["rows"].items():
@@ -134,7 +121,7 @@ def markdown(result: dict) -> str:
         "",
         "PSNR (dB) / SSIM at each sigma.",
         "",
-        "| method | " + " | ".join(f"sigma {level_name(s, natural)}" for s in levels) + " |",
+        "| method | " + " | ".join(f"sigma {protocol.level_name(s)}" for s in levels) + " |",
         "|---|" + "---:|" * len(levels),
     ]
     for name, rows in subset["rows"].items():
@@ -150,7 +137,7 @@ def plot(path: Path, result: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    natural = data.is_natural(result.get("dataset", data.MNIST))
+    natural = protocols.of(result["dataset"]).photos
     scale = 255.0 if natural else 1.0
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -1,0 +1,132 @@
+"""The paper's experiment: every model trained on the same data and noise, then compared with
+each other and with the classical baselines on the same noisy images."""
+
+import dataclasses
+import functools
+import logging
+import time
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from dae import baselines, data, evaluation, noise, parallel, protocols, report, run, train
+from dae.config import Config, DataInfo, validate
+
+log = logging.getLogger(__name__)
+
+
+def from_options(dataset: str = data.MNIST, given: Mapping = {},
+                 models: Optional[Sequence[str]] = None, noise_std: Optional[float] = None,
+                 seeds: Optional[Sequence[int]] = None,
+                 baseline_names: Optional[Sequence[str]] = None,
+                 baseline_examples: Optional[int] = None, workdir: Optional[Path] = None,
+                 data_dir: Optional[str] = None, download: bool = False) -> dict:
+    """experiments.compare: the configs of `models` (default: the protocol's) from the
+    dataset's protocol and the Config fields `given`, checked before the data loads (seconds to
+    minutes) and, whole, once it has; then `run` in `workdir` (default:
+    checkpoints/<Protocol.run_name>)."""
+    spec = data.canonical(dataset)
+    protocol = protocols.of(spec)
+    given = dict(given)
+    if noise_std is not None:  # --noise-std SIGMA: --noise gaussian:SIGMA
+        given["noise"] = str(noise.parse(f"gaussian:{noise_std:g}", option="--noise-std"))
+
+    def configs(image_size, channels) -> list[Config]:
+        base = Config(**{**protocol.config_fields(spec, image_size, channels), **given})
+        return [dataclasses.replace(base, model=m) for m in models or protocol.models]
+
+    known = DataInfo(protocol.image_size) if protocol.image_size else None
+    for config in configs(protocol.image_size, given.get("channels", 1)):
+        validate(config, known)
+    names = baselines.resolve_names(baseline_names, protocol.baselines)
+    if baseline_examples is not None:
+        baselines.check_examples(baseline_examples)  # (the upper bound needs the data)
+    where = f" from {data.resolve_data_dir(data_dir)}" if spec.split(":")[0] in ("mnist", "tfds") else ""
+    log.info(f"loading {spec}{where}")
+    loaded = data.load(spec, data_dir, download, given.get("channels"))
+    info = DataInfo(loaded.image_size, len(loaded.train))
+    checked = [validate(c, info) for c in configs(loaded.image_size, loaded.channels)]
+    workdir = workdir or Path("checkpoints") / protocol.run_name(checked[0], seeds)
+    return run_comparison(checked, workdir, loaded, names, baseline_examples, seeds)
+
+
+def run_comparison(configs: Sequence[Config], workdir: Path, dataset: data.Dataset,
+                   baseline_names: Optional[Sequence[str]] = None,
+                   baseline_examples: Optional[int] = None,
+                   seeds: Optional[Sequence[int]] = None) -> dict:
+    """Trains each config's model (resuming where checkpoints exist), runs the baselines, reports.
+
+    `configs` are validated ones (dae.config.validate, with the data). The baselines (default:
+    the protocol's) and the models are compared on the first `baseline_examples` validation
+    images (default: the protocol's number, or all of them if there are fewer).
+
+    With `seeds`, all of it is done once per seed, in `<workdir>/seed<S>` (each exactly a run of
+    that one seed, its own validation noise and baselines included), and the workdir's report
+    gives each seed's metrics and their mean and standard deviation. Returns the results per
+    model (with `seeds`: report.seeds_summary's).
+    """
+    workdir, start = Path(workdir), time.perf_counter()
+    protocol = protocols.of(configs[0].dataset)
+    names = baselines.resolve_names(baseline_names, protocol.baselines)
+    available = len(dataset.test)  # the validation images: one noisy copy of each test image
+    subset_size = (min(protocol.baseline_examples, available) if baseline_examples is None
+                   else baseline_examples)
+    baselines.check_examples(subset_size, available)  # Before the lock and training.
+    compare = functools.partial(_compare_one_seed, dataset=dataset, baseline_names=names,
+                                subset_size=subset_size)
+    with run.exclusive(workdir):
+        if not seeds:
+            results, _ = compare(configs, workdir)
+        else:
+            runs = {}
+            for seed in seeds:
+                seed_dir = workdir / run.seed_folder(seed)
+                log.info(f"seed {seed}: in {seed_dir}")
+                with run.exclusive(seed_dir):  # (also a workdir of its own: see evaluate, sweep)
+                    runs[seed] = compare([dataclasses.replace(c, seed=seed) for c in configs],
+                                         seed_dir)
+            if not parallel.is_main_process():
+                return {}
+            shared = {k: v for k, v in configs[0].to_dict().items() if k not in ("model", "seed")}
+            results = report.write_seeds(workdir, {**shared, "seeds": list(seeds),
+                                                   "models": [c.model for c in configs]}, runs)
+    written = (f"{workdir / 'results.json'} and {workdir / 'results.md'}" if seeds else
+               f"{workdir / 'results.json'}, {workdir / 'results.md'} and {workdir / 'figures'}")
+    log.info(f"wrote {written} in {time.perf_counter() - start:.0f}s")
+    return results
+
+
+def _compare_one_seed(configs: Sequence[Config], workdir: Path, dataset: data.Dataset,
+                      baseline_names: Sequence[str], subset_size: int) -> tuple[dict, dict]:
+    """The comparison of `configs` (of one seed) in `workdir`: (results per model, the subset
+    rows: every model and baseline on the first validation images)."""
+    photos = protocols.of(configs[0].dataset).photos
+    # The same validation noise for every model: it depends only on seed and noise.
+    validation = evaluation.validation_set(configs[0], dataset.test)
+    results, states = {}, {}
+    for config in configs:
+        log.info(f"[{config.model}] training in {run.model_dir(workdir, config.model)}")
+        history, states[config.model] = train.fit(config, workdir, dataset, validation)
+        results[config.model] = evaluation.results(config, states[config.model], history,
+                                                   validation)
+    if not parallel.is_main_process():  # Process 0 alone compares and writes what was trained.
+        return results, {}
+    subset = validation.take(subset_size)
+    rows = {}
+    for name, state in states.items():
+        rows[name] = evaluation.score_model(state, subset)
+        if state.self_ensemble:  # what the self-ensemble adds: the same model in one pass
+            rows[f"{name} (one pass)"] = evaluation.score_model(
+                state.replace(self_ensemble=False), subset)
+    sigma = baselines.true_sigma(configs[0].noise_model())
+    outputs = {}  # the first few of each baseline's outputs, for the figures
+    for name in baseline_names:
+        log.info(f"[{name}] baseline on the first {subset_size} validation images")
+        rows.update(evaluation.score_baselines(subset, [name], sigma, photos, outputs,
+                                               keep=report.NUM_SAMPLES))
+    shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
+    shared["models"] = [c.model for c in configs]
+    subset_rows = {"examples": subset_size, "rows": rows}
+    report.write(workdir, shared, results, states, validation, subset=subset_rows,
+                 baseline_names=baseline_names, sigma=sigma, baseline_outputs=outputs,
+                 photos=photos)
+    return results, subset_rows

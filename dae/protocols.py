@@ -1,0 +1,105 @@
+"""The protocols: what a run on a kind of data uses unless told otherwise, and how it is judged.
+
+Everything that differs between the paper's MNIST experiment and the field's photographs lives
+here: the config's defaults, the models and baselines compared, the sweep's noise levels, how
+noise levels are written and runs named, and whether the classical baselines and the figures
+treat the images as photographs (dae.baselines, dae.report). `of(dataset_spec)` picks one.
+"""
+
+import dataclasses
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping, Optional, Sequence
+
+from dae import data
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    name: str
+    # Config fields that differ from dae.config.Config's defaults (the paper's).
+    defaults: Mapping
+    models: tuple[str, ...]  # compared when --models is left out
+    baselines: tuple[str, ...]  # compare's classical baselines (dae.baselines.REGISTRY)
+    sweep_levels: tuple[float, ...]  # the Gaussian sigmas a sweep evaluates at
+    sweep_baselines: tuple[str, ...]
+    photos: bool  # baselines' settings for photographs, figures of centre crops, sigma in /255
+    # The one (H, W) of the protocol's images where it is known before they load.
+    image_size: Optional[tuple[int, int]] = None
+    baseline_examples: int = 1000  # compare scores baselines and models on the first N images
+
+    def config_fields(self, dataset: str, image_size: Optional[tuple[int, int]],
+                      channels: int) -> dict:
+        """The Config fields a run on `dataset` (images of `image_size`, None: several) starts
+        from, before the options given."""
+        fields = {"dataset": dataset, "image_size": image_size, "channels": channels,
+                  **self.defaults}
+        patch = fields.get("patch_size")
+        if patch is not None and image_size is not None and min(image_size) <= patch:
+            # Small images of one size (e.g. CIFAR's 32x32) train whole, as MNIST's do.
+            fields.update(patch_size=None, patches_per_epoch=None, crop_candidates=1,
+                          batch_size=64)
+        return fields
+
+    def level_name(self, level: float) -> str:
+        """A Gaussian sigma as the protocol writes it: 0.4; on photographs 25/255."""
+        return f"{level * 255:.3g}/255" if self.photos else f"{level:g}"
+
+    def run_name(self, config, seeds: Optional[Sequence[int]] = None) -> str:
+        """A workdir's default name: what makes runs comparable (models and epochs may grow in
+        place, and so may the seeds of a run of several: `_seeds` instead of `_seed<N>`)."""
+        seed = "_seeds" if seeds else f"_seed{config.seed}"
+        name = f"{_noise_name(config)}_b{config.batch_size}_lr{config.learning_rate:g}{seed}"
+        name += f"_n{config.train_examples}" if config.train_examples else ""
+        if not self.photos:
+            return name
+        patches = f"_p{config.patch_size}" if config.patch_size else ""
+        return f"{_dataset_name(config.dataset)}_{name}{patches}"
+
+
+# The paper's: 20 epochs of Adam on BCE, batch 128, clipped Gaussian noise of sigma 0.4 (the
+# Config's own defaults). BM3D (~0.3-0.9 s a digit on a 2-core CPU, 5-15 minutes on 1,000
+# digits) is left out of the default baselines; `--baselines all` adds it.
+MNIST = Protocol(
+    name="mnist", defaults=MappingProxyType({}), models=("dense", "conv"),
+    baselines=("noisy", "gaussian", "median", "tv", "nlm"),
+    sweep_levels=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    sweep_baselines=("median", "gaussian", "tv", "nlm"), photos=False, image_size=(28, 28))
+
+# The field's, for photographs: sigma in 0-255 units, unclipped noise, MSE (which PSNR
+# measures), crops with flips and rotations (each batch the busier half of twice as many), a
+# cosine decay, the self-ensemble, judged against BM3D. Sized so that `python -m
+# experiments.compare --dataset skimage` (11,000 steps of 16 crops of 64x64) fits in 30 minutes
+# on this project's 2-core CPU; the README gives a GPU-scale recipe.
+PHOTOGRAPHS = Protocol(
+    name="photographs",
+    defaults=MappingProxyType(dict(
+        noise="gaussian:25/255", clip_noise=False, loss="mse", batch_size=16, patch_size=64,
+        patches_per_epoch=16_000, epochs=11, learning_rate=2e-3, lr_schedule="cosine",
+        crop_candidates=2, self_ensemble=True)),
+    models=("unet_res",), baselines=("noisy", "gaussian", "median", "nlm", "bm3d"),
+    sweep_levels=(15 / 255, 25 / 255, 50 / 255),
+    sweep_baselines=("median", "gaussian", "nlm", "bm3d"), photos=True)
+
+
+def of(dataset_spec: str) -> Protocol:
+    """The protocol of a dataset: the paper's for MNIST, the photographs' for every other."""
+    return MNIST if data.parse(dataset_spec)[0] == "mnist" else PHOTOGRAPHS
+
+
+def _noise_name(config) -> str:
+    """'gaussian:0.4' -> 'sigma0.4'; 'gaussian:25/255' -> 'sigma25of255'; others 'KINDLEVEL'."""
+    kind, _, level = config.noise.partition(":")
+    if "/" not in level:
+        level = str(config.noise_model()).partition(":")[2]
+    level = level.replace("/", "of")
+    return f"sigma{level}" if kind == "gaussian" else f"{kind}{level}"
+
+
+def _dataset_name(spec: str) -> str:
+    """'tfds:cifar10' -> 'tfds-cifar10'; 'folder:/a/photos' -> 'folder-photos'."""
+    kind, _, arg = spec.partition(":")
+    if kind == "folder":
+        arg = "+".join(Path(d).name for d in arg.split(","))
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", f"{kind}-{arg}" if arg else kind)
