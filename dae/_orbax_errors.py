@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import warnings
@@ -120,11 +121,13 @@ _quieted = False
 
 
 def quiet_abandoned_reads() -> None:
-    """Keeps the leftovers of a failed restore off stderr (installed once, for the process).
+    """Keeps the leftovers of a failed save or restore off stderr (installed once, for the
+    process).
 
-    When one array of a checkpoint cannot be read, orbax raises at once and abandons the reads
-    still in flight; they end later, in other threads, as "Event loop is closed" and unretrieved
-    task errors printed as tracebacks. dae.checkpoints.restore reports the failure in one line.
+    When one array of a checkpoint cannot be read or written, orbax raises at once and abandons
+    the operations still in flight; they end later, in tensorstore's threads, as "Event loop is
+    closed" (printed through sys.excepthook) and unretrieved task errors (asyncio's log),
+    tracebacks all. dae.checkpoints reports the failure itself in one line.
     """
     global _quieted
     if _quieted:
@@ -149,6 +152,13 @@ def quiet_abandoned_reads() -> None:
 
     interrupts.quiet_unraisable(lambda unraisable: leftover(unraisable.exc_value,
                                                             unraisable.object))
+    previous_excepthook = sys.excepthook
+
+    def excepthook(kind, error, tb):
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            previous_excepthook(kind, error, tb)
+
+    sys.excepthook = excepthook
     logging.getLogger("asyncio").addFilter(asyncio_filter)
     warnings.filterwarnings("ignore", message="coroutine '_read_array_index_and_device_put' was "
                             "never awaited", category=RuntimeWarning)

@@ -55,6 +55,7 @@ def save(manager: ocp.CheckpointManager, epoch: int, state, history: list[dict])
     SIGINT and SIGTERM wait until it is written. A failed write (a full disk, no permission) is
     one CheckpointError; orbax's own log of it (tracebacks from its threads) is kept off stderr.
     """
+    _orbax_errors.quiet_abandoned_reads()  # Before: they can end after the failure is raised.
     threads_before = set(threading.enumerate())
     try:
         with interrupts.held(), _orbax_errors.absl_logs_off():

@@ -112,7 +112,10 @@ def test_compare_writes_one_table_of_models_and_baselines(tmp_path, capsys):
     assert "## Models and classical baselines on the first 8 validation images" in table
     assert (tmp_path / "figures" / "methods.png").is_file()
     assert "| method | params | val BCE | PSNR (dB) | SSIM | ms/image |" in table
-    assert "| `dense` | 101,200 | " in table and "| `median` (baseline) | - | - | " in table
+    dense, median = subset["rows"]["dense"], subset["rows"]["median"]
+    assert (f"| `dense` | 101,200 | {dense['val_bce']:.4f} | {dense['psnr']:.2f} | "
+            f"{dense['ssim']:.4f} |") in table
+    assert f"| `median` (baseline) | - | - | {median['psnr']:.2f} | {median['ssim']:.4f} |" in table
     assert "[median] baseline on the first 8 validation images" in capsys.readouterr().out
 
 

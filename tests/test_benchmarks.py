@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 import tensorflow_datasets as tfds
 
 from benchmarks import patches, throughput, xla_options
@@ -21,6 +23,10 @@ def test_throughput_writes_images_per_second_ratios_and_the_evaluation_time(tmp_
     # A missing peer is skipped with a note; a present one gets a ratio.
     for peer in ("keras", "torch"):
         assert (f"ours_over_{peer}" in dense["ratios"]) != (peer in report["skipped"])
+    for key, ratio in dense["ratios"].items():  # ours over the peer's, not the other way round
+        peer = dense["implementations"][key.removeprefix("ours_over_")]["images_per_s"]
+        assert ratio == pytest.approx(dense["implementations"]["jax"]["images_per_s"] / peer,
+                                      rel=1e-2)
     assert "our evaluation of the 256 validation images" in capsys.readouterr().out
 
 

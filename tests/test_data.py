@@ -25,6 +25,7 @@ def cifar():
 
 def test_a_tfds_rgb_dataset_loads_as_uint8_rgb_on_the_device(cifar):
     assert cifar.train.pixels_u8.shape == (48, 32, 32, 3) and cifar.train.pixels_u8.dtype == np.uint8
+    assert isinstance(cifar.train.pixels_u8, jax.Array)  # on the device, not a host array
     assert (cifar.channels, cifar.image_size, len(cifar.test)) == (3, (32, 32), 48)
 
 
@@ -106,10 +107,12 @@ def test_a_folder_of_mixed_photographs_splits_the_same_way_every_time(tmp_path, 
 
 
 def test_a_folder_pair_is_taken_as_train_and_validation(tmp_path):
-    write_photos(tmp_path / "train")
-    write_photos(tmp_path / "val", np.random.default_rng(1))
+    train = write_photos(tmp_path / "train")
+    val = write_photos(tmp_path / "val", np.random.default_rng(1))
     pair = data.load(f"folder:{tmp_path / 'train'},{tmp_path / 'val'}")
     assert len(pair.train) == 7 and len(pair.test) == 7
+    for split, pixels in ((pair.train, train), (pair.test, val)):  # each folder its own split
+        np.testing.assert_array_equal(split.image(split.names.index("rgb.png")), pixels["rgb.png"])
 
 
 @pytest.mark.parametrize("setup, message", [

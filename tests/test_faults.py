@@ -157,7 +157,7 @@ def test_evaluate_falls_back_from_a_damaged_latest_checkpoint_but_not_from_one_a
 
 
 def test_a_damaged_checkpoint_and_one_of_another_model_are_told_apart(copied, capsys):
-    # The report: a damaged checkpoint was said not to fit its model.
+    # A damaged checkpoint is damaged, not another model's: it must not be said not to fit.
     DAMAGE["truncated data"](copied / "dense" / "checkpoints" / "3")
     code, out, err = run_evaluate(copied, capsys, "--epoch", "3")
     assert code == 2 and "does not fit" not in err[0]

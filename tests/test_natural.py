@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dae import protocols
+from dae import protocols, run
 from dae.config import Config
 from dae.jobs import compare
 from dae import cli
@@ -157,6 +157,7 @@ def test_crop_options_on_small_images_with_a_patch_size_apply_and_the_run_reload
     assert cli.run(compare_cli.main, argv) == 0
     config = Config.load(tmp_path / "conv" / "config.json")
     assert (config.patch_size, config.crop_candidates, config.image_size) == (16, 2, (32, 32))
+    assert int(run.load_run(tmp_path, "conv")[2].step) == 2  # 16 crops of batch 8, not 12 // 8
     trained = json.loads((tmp_path / "results.json").read_text())["models"]["conv"]
     capsys.readouterr()
     assert cli.run(evaluate_cli.main, ["--workdir", str(tmp_path), "--model", "conv"]) == 0

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,6 +19,7 @@ def test_real_mnist_is_uint8_on_the_device_with_the_paper_split(real_mnist):
     train, test = real_mnist.train.pixels_u8, real_mnist.test.pixels_u8
     assert train.shape == (60_000, 28, 28, 1) and test.shape == (10_000, 28, 28, 1)
     assert train.dtype == np.uint8 and test.dtype == np.uint8
+    assert isinstance(train, jax.Array) and isinstance(test, jax.Array)  # on the device
     assert int(train.min()) == 0 and int(train.max()) == 255
     assert abs(float(train.mean()) / 255 - 0.1307) < 1e-3  # MNIST's well-known mean intensity
 

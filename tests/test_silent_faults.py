@@ -8,6 +8,9 @@ training and evaluation run (tiny synthetic arrays, or mock MNIST for a real fit
 
 import itertools
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +18,7 @@ import numpy as np
 import optax
 import pytest
 
-from dae import data, evaluation, metrics, noise, train
+from dae import data, evaluation, metrics, noise, parallel, train
 from dae.config import Config
 
 NOISE = noise.parse("gaussian:0.4")  # the paper's (clipped to [0, 1])
@@ -126,3 +129,58 @@ def test_a_shorter_rerun_restores_its_own_last_epoch_not_a_later_one(mock_mnist,
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(fresh_state.params), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert rerun[-1]["val_psnr"] == fresh[-1]["val_psnr"]
+
+
+def test_each_process_feeds_its_own_rows_of_every_global_batch(monkeypatch):
+    """Two processes (their layout stood in for): process p feeds rows [4p, 4p + 4) of each global
+    batch of 8, and together they feed every row of the one global order exactly once."""
+    pixels = np.broadcast_to(np.arange(20, dtype=np.uint8)[:, None, None, None], (20, 2, 2, 1))
+    fed = {}
+    for process in (0, 1):
+        monkeypatch.setattr(parallel, "local_rows", lambda b, p=process: slice(p * b // 2,
+                                                                              (p + 1) * b // 2))
+        monkeypatch.setattr(parallel, "global_batch",
+                            lambda index, b, p=process: fed.setdefault(p, []).append(
+                                np.asarray(index).tolist()) or jnp.asarray(index))
+        batches = data.TrainBatches(data.Split.from_array(pixels), Config(batch_size=8))
+        list(batches.epoch(1))
+    monkeypatch.undo()
+    whole = [np.asarray(b)[:, 0, 0, 0].tolist()
+             for b in data.TrainBatches(data.Split.from_array(pixels), Config(batch_size=8)).epoch(1)]
+    assert [len(rows) for rows in fed[0] + fed[1]] == [4] * 4
+    assert [a + b for a, b in zip(fed[0], fed[1], strict=True)] == whole
+
+
+LAYOUT_SCRIPT = """
+import sys
+import jax, jax.numpy as jnp, numpy as np, optax
+from dae import metrics, parallel, train
+from dae.config import Config
+parallel.set_host_devices(int(sys.argv[1]))
+config = Config(model="dense", loss="mse", batch_size=8)
+def apply_fn(variables, x, train=False, mutable=()):
+    out = x * variables["params"]["scale"]
+    return (out, {}) if mutable else out
+state = parallel.replicate(train.TrainState.create(
+    apply_fn=apply_fn, params={"scale": jnp.ones(())}, tx=optax.sgd(0.0), batch_stats={},
+    loss="mse").replace(step=jnp.zeros((), jnp.int32)))
+clean_u8 = np.full((8, 6, 6, 1), 128, np.uint8)
+key = jax.random.key(7)
+_, step_metrics = train.make_train_step(config)(
+    state, parallel.global_batch(clean_u8, 8), parallel.replicate(key))
+clean = clean_u8.astype(np.float32) / 255.0
+keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(key, 0), i))(jnp.arange(8))
+noisy = config.noise_model().sample_each(keys, clean)  # step 0, each example's global index
+expected = metrics.LOSSES["mse"](noisy, clean).mean()
+print(len(jax.devices()), float(step_metrics["loss"]), float(expected))
+"""
+
+
+def test_on_two_devices_every_example_gets_the_noise_of_its_global_index():
+    """The step on a mesh of two host devices draws the noise of each example's own key (its
+    global index), not keys repeated per device: its loss is the loss of that noise."""
+    proc = subprocess.run([sys.executable, "-c", LAYOUT_SCRIPT, "2"], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    devices, loss, expected = proc.stdout.split()
+    assert devices == "2" and float(loss) == pytest.approx(float(expected), rel=1e-6)

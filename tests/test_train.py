@@ -120,6 +120,7 @@ def test_a_model_spec_trains_in_its_own_folder_and_is_rebuilt_from_it_by_spec_or
     config = validate(Config(model="unet:levels=3:features=4", epochs=1, batch_size=64))
     assert config.model == "unet:features=4:levels=3"
     history, state = train.fit(config, tmp_path, mock_mnist)
+    assert state.input_multiple == 8 and state.params["Conv_0"]["kernel"].shape == (3, 3, 1, 4)
     assert models.count_params(state.params) != models.count_params(
         train.create_train_state(jax.random.key(0), Config(model="unet")).params)
     assert Config.load(tmp_path / "unet_features=4_levels=3" / "config.json") == config
