@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from dae import baselines, data, evaluation, noise, protocols, report, train
+from dae import baselines, cli, data, evaluation, noise, protocols, report, train
 from dae.config import Config
 from dae.errors import ConfigError
-from dae import cli
 from experiments import compare
 
 NUM_REAL = 6  # BM3D takes ~0.5-0.9 s per image

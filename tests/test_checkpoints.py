@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from dae import checkpoints, run, train
-from dae.jobs import evaluate
 from dae.config import Config
+from dae.jobs import evaluate
 
 
 @pytest.fixture(scope="module")

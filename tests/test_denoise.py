@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dae import run, train
-from dae.jobs import denoise, evaluate
+from dae import cli, run, train
 from dae.config import Config
-from dae import cli
+from dae.jobs import denoise
 from experiments import denoise as denoise_cli
 
 REPO = Path(__file__).resolve().parents[1]

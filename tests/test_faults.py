@@ -26,9 +26,7 @@ import pytest
 import tensorflow_datasets as tfds
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
-from dae import errors, interrupts, lock, report, run, train
-from dae.jobs import evaluate
-from dae import cli
+from dae import cli, errors, interrupts, lock, report, run, train
 from experiments import compare
 from experiments import evaluate as evaluate_cli
 

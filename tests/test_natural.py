@@ -2,18 +2,15 @@
 sweeps, and denoises an odd-sized RGB file into an RGB file of the same size."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from dae import protocols, run
+from dae import cli, protocols, run
 from dae.config import Config
-from dae.jobs import compare
-from dae import cli
+from dae.jobs import denoise
 from experiments import compare as compare_cli
 from experiments import denoise as denoise_cli
 from experiments import evaluate as evaluate_cli
@@ -107,6 +104,11 @@ def test_an_odd_sized_rgb_file_is_denoised_into_an_rgb_file_of_its_size(rgb_run,
     for name in ("odd", "grey"):
         written = Image.open(tmp_path / "out" / f"{name}_denoised.png")
         assert written.mode == "RGB" and written.size == (53, 37)
+    # What was written is the model's output for that image, channels in order.
+    config, _, state = run.load_run(rgb_run / "run", "unet")
+    expected = np.round(denoise.denoise_image(state, config, noisy / 255.0) * 255)
+    written = np.asarray(Image.open(tmp_path / "out/odd_denoised.png"), np.float64)
+    assert np.abs(written - expected).max() <= 1
 
 
 def test_natural_defaults_and_run_names():

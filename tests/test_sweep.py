@@ -4,12 +4,10 @@ import json
 
 import pytest
 
-from dae import train
-from dae.jobs import sweep
-from dae.errors import CheckpointError
+from dae import cli, evaluation, noise, rng, run, train
 from dae.config import Config
-from dae.errors import ConfigError
-from dae import cli
+from dae.errors import CheckpointError, ConfigError
+from dae.jobs import sweep
 from experiments import sweep as sweep_cli
 
 
@@ -26,6 +24,12 @@ def test_sweep_evaluates_every_model_at_every_level(mock_mnist, tmp_path):
     assert noisy_psnr[0] > noisy_psnr[1] > noisy_psnr[2]  # more noise, lower PSNR
     for name in ("conv", "dense"):  # each level is evaluated on its own noise
         assert len({r["val_bce"] for r in saved["rows"][name]}) == 3, name
+    # Each row is the model's metrics at that level: the noise of the validation stream there.
+    _, _, conv = run.load_run(tmp_path, "conv")
+    at_06 = evaluation.noisy_validation_set(rng.stream(0, rng.VALIDATION_NOISE), mock_mnist.test,
+                                            noise.parse("gaussian:0.6"))
+    assert saved["rows"]["conv"][2]["val_bce"] == pytest.approx(
+        evaluation.evaluate(conv, at_06)["val_bce"], abs=1e-6)
     assert all(len(rows) == 3 for rows in saved["rows"].values())
     table = (tmp_path / "sweep.md").read_text()
     assert "| `conv` (gaussian:0.4) |" in table and table.count("*") >= 2 + 1

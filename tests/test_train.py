@@ -10,9 +10,9 @@ import numpy as np
 import optax
 import pytest
 
-from dae import evaluation, models, run, train
-from dae.jobs import compare
+from dae import evaluation, models, train
 from dae.config import Config, validate
+from dae.jobs import compare
 
 TINY = dict(epochs=2, batch_size=64)
 
