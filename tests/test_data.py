@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from dae import data, evaluation, models, train
 from dae.config import Config
-from dae.data import images, patches, skimage
+from dae.data import images, patches, skimage, tfds_source
 from dae.errors import ConfigError, DataError
 
 
@@ -46,6 +46,11 @@ def test_a_tfds_dataset_of_several_sizes_is_packed_and_its_images_come_back():
     assert train_split.pixels_u8.size == int(train_split.sizes_N2.prod(axis=1).sum()) * 3
     for i, (H, W) in enumerate(train_split.sizes_N2):
         assert train_split.image(i).shape == (H, W, 3)
+    with tfds.testing.mock_data(num_examples=6):  # (mock data is seeded: the same images)
+        source, _ = tfds_source.load_splits("oxford_flowers102", "/nonexistent")
+    assert len(source) == len(train_split)
+    for i, image in enumerate(source):  # each image back as the source gave it
+        np.testing.assert_array_equal(train_split.image(i), image)
     last = train_split.take(len(train_split) - 1)
     assert len(last) == len(train_split) - 1
     np.testing.assert_array_equal(last.image(len(last) - 1), train_split.image(len(last) - 1))

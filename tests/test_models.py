@@ -155,10 +155,27 @@ def test_dncnn_predicts_the_noise_residual_in_logit_space():
 
 
 def test_unet_has_skip_connections_at_both_resolutions():
-    shapes = jax.tree.map(jnp.shape, init_params("unet"))
+    params = init_params("unet")
+    shapes = jax.tree.map(jnp.shape, params)
     # The decoder blocks take upsampled features concatenated with the encoder's.
     assert shapes["Conv_6"]["kernel"] == (3, 3, 32, 16)  # 16 up + 16 skip at 14x14
     assert shapes["Conv_8"]["kernel"] == (3, 3, 16, 8)  # 8 up + 8 skip at 28x28
+    model = models.get("unet")
+    x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1))
+
+    def reaches_output(params) -> bool:
+        return not np.allclose(model.apply({"params": params}, x),
+                               model.apply({"params": params}, 1 - x), atol=1e-5)
+
+    zero = lambda tree: jax.tree.map(jnp.zeros_like, tree)
+    # The last upsampling cut: the input reaches the output only through the 28x28 skip.
+    assert reaches_output({**params, "ConvTranspose3x3s2_1": zero(params["ConvTranspose3x3s2_1"])})
+    # The first upsampling and the 28x28 skip cut: only through the 14x14 one.
+    conv_8 = {**params["Conv_8"], "kernel": params["Conv_8"]["kernel"].at[:, :, 8:].set(0.0)}
+    assert reaches_output({**params, "Conv_8": conv_8,
+                           "ConvTranspose3x3s2_0": zero(params["ConvTranspose3x3s2_0"])})
+    assert not reaches_output({**params, "Conv_8": conv_8,
+                               "ConvTranspose3x3s2_1": zero(params["ConvTranspose3x3s2_1"])})
 
 
 def test_dncnn_s_is_the_published_17_layers_of_64_channels():

@@ -107,7 +107,8 @@ def _splits(builder) -> tuple[str, str]:
 
 
 def load_splits(name: str, data_dir: Optional[str] = None, download: bool = False):
-    """[(train images, names), (test images, names)]: uint8 arrays (N, H, W, C) or lists of (H, W, C)."""
+    """[train images, test images]: uint8 arrays (N, H, W, C), or lists of (H, W, C) arrays for
+    datasets of several sizes."""
     tfds = _import_tfds()
     root = resolve_data_dir(data_dir)
     try:
