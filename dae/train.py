@@ -214,6 +214,7 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset,
             done = "already trained: restored" if last_epoch == config.epochs else "resuming from"
             log.info(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
         run_epoch = _epoch_runner(config, batches)
+        rate = learning_rate(config, batches.steps_per_epoch)
         board = (stack.enter_context(tensorboard.Writer(model_dir, validation, config.loss))
                  if parallel.is_main_process() else None)
         for epoch in range(last_epoch + 1, config.epochs + 1):
@@ -225,7 +226,7 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset,
                       "seconds": time.perf_counter() - start}
             history.append(record)
             checkpoints.save(manager, epoch, state, history)
-            _epoch_done(config, record, state, board, learning_rate(config, batches.steps_per_epoch))
+            _epoch_done(config, record, state, board, rate)
         manager.wait_until_finished()
     return history[: config.epochs], parallel.to_host_local(state)
 
@@ -238,7 +239,7 @@ def _epoch_runner(config: Config, batches: data.TrainBatches):
     epoch_fn = make_train_epoch(config) if parallel.compiled_epochs() else None
     noise_key = parallel.replicate(rng.stream(config.seed, rng.NOISE))
     lockstep = parallel.lockstep()  # (several XLA:CPU devices: one step at a time)
-    steps, digits = batches.steps_per_epoch, 4 if config.loss == "bce" else 6
+    steps, digits = batches.steps_per_epoch, _loss_digits(config.loss)
 
     def run_epoch(state, epoch):
         # The epoch's loss sum, and the first step whose loss is not finite (0: none).
@@ -251,19 +252,25 @@ def _epoch_runner(config: Config, batches: data.TrainBatches):
                     state, jnp.stack(list(batches.epoch(epoch))), noise_key, loss_sum,
                     first_bad_step)
                 bar.update(steps)
-            for i, clean_u8 in enumerate(batches.epoch(epoch) if epoch_fn is None else ()):
-                interrupts.check()  # a signal whose Interrupted was lost (interrupts.py)
-                state, step_metrics = step_fn(state, clean_u8, noise_key)
-                if lockstep:
-                    jax.block_until_ready(state)
-                loss_sum, first_bad_step = track_loss(loss_sum, first_bad_step,
-                                                      step_metrics["loss"], state.step)
-                bar.update()
-                if bar.n % 50 == 0 and not bar.disable:  # Read back only for display.
-                    bar.set_postfix(loss=f"{float(loss_sum) / (i + 1):.{digits}f}")
+            else:
+                for i, clean_u8 in enumerate(batches.epoch(epoch)):
+                    interrupts.check()  # a signal whose Interrupted was lost (interrupts.py)
+                    state, step_metrics = step_fn(state, clean_u8, noise_key)
+                    if lockstep:
+                        jax.block_until_ready(state)
+                    loss_sum, first_bad_step = track_loss(loss_sum, first_bad_step,
+                                                          step_metrics["loss"], state.step)
+                    bar.update()
+                    if bar.n % 50 == 0 and not bar.disable:  # Read back only for display.
+                        bar.set_postfix(loss=f"{float(loss_sum) / (i + 1):.{digits}f}")
         return state, float(loss_sum) / steps, int(first_bad_step)
 
     return run_epoch
+
+
+def _loss_digits(loss: str) -> int:
+    """Digits a loss is shown with: BCE's 0.0860, MSE's 0.002169."""
+    return 4 if loss == "bce" else 6
 
 
 def _epoch_done(config: Config, record: dict, state: TrainState, board, rate) -> None:
@@ -273,7 +280,7 @@ def _epoch_done(config: Config, record: dict, state: TrainState, board, rate) ->
         last_step = int(state.step) - 1
         board.epoch(record["epoch"], record, float(rate(last_step)) if callable(rate) else rate,
                     state if jax.process_count() == 1 else parallel.to_host_local(state))
-    digits = 4 if config.loss == "bce" else 6
+    digits = _loss_digits(config.loss)
     log.info(f"[{config.model}] epoch {record['epoch']}/{config.epochs} - {record['seconds']:.1f}s - "
              f"loss: {record[f'train_{config.loss}']:.{digits}f} - "
              f"val_loss: {record[f'val_{config.loss}']:.{digits}f} - "
