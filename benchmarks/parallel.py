@@ -75,7 +75,7 @@ def _noise_keys(steps: int, rounds: int) -> dict:
         """The whole batch's noise from one key (the step's): what per-example keys cost."""
 
         def sample_each(self, keys_B, clean_BHWC):
-            return self.sample(keys_B[0], clean_BHWC)
+            return self.sample_with_levels(keys_B[0], clean_BHWC)
 
     dataset = data.load("skimage")
     config = natural_config("unet_res", dataset)

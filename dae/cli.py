@@ -51,6 +51,40 @@ def level_list(text: str) -> list[float]:
                                          f"25/255, got {text!r}") from None
 
 
+def name_list(text: str) -> list[str]:
+    """--test-sets a,b -> ['a', 'b'] (lower case; checked against dae.data.sets later)."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give one or more names, e.g. set12,bsd68")
+    return names
+
+
+def sigma_list(text: str) -> list[int]:
+    """--test-sigmas 15,25,50 -> [15, 25, 50]: distinct integers of the 0-255 scale."""
+    try:
+        sigmas = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        sigmas = []
+    if not sigmas or any(not 0 < s <= 255 for s in sigmas) or len(set(sigmas)) != len(sigmas):
+        raise argparse.ArgumentTypeError(f"expected distinct integers in 1..255 (the 0-255 "
+                                         f"scale), e.g. 15,25,50, got {text!r}")
+    return sigmas
+
+
+def sigma_or_auto(text: str):
+    """--sigma auto -> 'auto'; 25/255 or 0.098 -> the level in [0, 1] units."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        (level,) = level_list(text)
+    except (argparse.ArgumentTypeError, ValueError):
+        level = None
+    if level is None or not 0 <= level <= 1:
+        raise argparse.ArgumentTypeError(f"expected auto or a noise std in [0, 1] units such as "
+                                         f"25/255 or 0.1, got {text!r}")
+    return level
+
+
 def baseline_list(text: str) -> list[str]:
     """--baselines a,b -> ['a', 'b'], 'none' -> [] (names are checked against the registry later)."""
     if text.strip() == "none":

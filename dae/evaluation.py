@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dae import metrics, models, parallel, rng, xla
+from dae import metrics, models, noise, parallel, rng, xla
 from dae.data import Split, to_float
 from dae.noise import Noise
 
@@ -20,24 +20,32 @@ METRICS = ("mse", "psnr", "ssim")
 
 
 class Validation(NamedTuple):
-    """Clean and noisy float32 test images in groups of one size: (B, H, W, C) each."""
+    """Clean and noisy float32 test images in groups of one size: (B, H, W, C) each, and the
+    noise level of each noisy image (B,): what a conditional model is told."""
 
     clean: tuple[jax.Array, ...]
     noisy: tuple[jax.Array, ...]
     names: tuple[str, ...] = ()  # one per image, where the dataset names them
+    levels: tuple[jax.Array, ...] = ()  # (needed by conditional models only)
 
     def __len__(self) -> int:
         return sum(group.shape[0] for group in self.clean)
 
     def take(self, n: int) -> "Validation":
         """The first `n` images."""
-        clean, noisy, left = [], [], n
-        for c, y in zip(self.clean, self.noisy):
+        clean, noisy, levels, left = [], [], [], n
+        for c, y, level in self.groups():
             if left <= 0:
                 break
-            clean.append(c[:left]), noisy.append(y[:left])
+            clean.append(c[:left]), noisy.append(y[:left]), levels.append(level[:left])
             left -= c.shape[0]
-        return Validation(tuple(clean), tuple(noisy), self.names[:n])
+        return Validation(tuple(clean), tuple(noisy), self.names[:n],
+                          tuple(levels) if self.levels else ())
+
+    def groups(self):
+        """(clean, noisy, level_B) of each group of one size; levels are NaN where unknown."""
+        levels = self.levels or tuple(jnp.full(c.shape[:1], jnp.nan) for c in self.clean)
+        return zip(self.clean, self.noisy, levels)
 
     def images(self, which: str = "noisy") -> list[np.ndarray]:
         """Every image, (H, W, C) float32 on the host."""
@@ -49,16 +57,23 @@ def noisy_validation_set(key: jax.Array, test: Split, noise_model: Noise) -> Val
     image (the key folded in with its index)."""
     if test.fixed_size:
         clean = to_float(test.pixels_u8)
-        return Validation((clean,), (noise_model.sample(key, clean),), test.names)
+        noisy, level_B = noise_model.sample_with_levels(key, clean)
+        return Validation((clean,), (noisy,), test.names, (level_B,))
     clean = [to_float(test.image(i))[None] for i in range(len(test))]
-    noisy = [noise_model.sample(jax.random.fold_in(key, i), c) for i, c in enumerate(clean)]
-    return Validation(tuple(clean), tuple(noisy), test.names)
+    noisy_levels = [noise_model.sample_with_levels(jax.random.fold_in(key, i), c)
+                    for i, c in enumerate(clean)]
+    return Validation(tuple(clean), tuple(y for y, _ in noisy_levels), test.names,
+                      tuple(level for _, level in noisy_levels))
 
 
 def validation_set(config, test: Split) -> Validation:
-    """The run's validation set: its noise depends only on seed and noise, not on the model."""
+    """The run's validation set: its noise depends only on seed and the protocol's validation
+    noise (the config's, or one level of a range: dae.protocols), not on the model."""
+    from dae import protocols
+
+    spec = protocols.of(config.dataset).validation_noise or config.noise
     return noisy_validation_set(rng.stream(config.seed, rng.VALIDATION_NOISE), test,
-                                config.noise_model())
+                                noise.parse(spec, clip=config.clip_noise))
 
 
 def model_variables(state) -> dict:
@@ -66,24 +81,26 @@ def model_variables(state) -> dict:
     return {"params": state.params, "batch_stats": state.batch_stats}
 
 
-def _forward(apply_fn: Callable, multiple: int, variables, noisy_BHWC):
-    """The model's outputs at the input's size: padded to `multiple` by reflection, cropped back."""
+def _forward(apply_fn: Callable, multiple: int, variables, noisy_BHWC, **level):
+    """The model's outputs at the input's size: padded to `multiple` by reflection, cropped back.
+    `level`: TrainState.level_input's (the noise level, for a conditional model)."""
     H, W = noisy_BHWC.shape[1:3]
-    return apply_fn(variables, models.pad_to_multiple(noisy_BHWC, multiple))[:, :H, :W]
+    return apply_fn(variables, models.pad_to_multiple(noisy_BHWC, multiple), **level)[:, :H, :W]
 
 
-def _outputs(apply_fn: Callable, multiple: int, ensemble: bool, variables, noisy_BHWC):
+def _outputs(apply_fn: Callable, multiple: int, ensemble: bool, variables, noisy_BHWC,
+             **level):
     """_forward, or with `ensemble` the mean of its outputs over the 8 flips and 90-degree
     rotations of the input, each turned back (geometric self-ensemble: Timofte et al. 2016,
     Lim et al. 2017's EDSR+): 8x the compute, about 0.1-0.2 dB for a denoiser."""
     if not ensemble:
-        return _forward(apply_fn, multiple, variables, noisy_BHWC)
+        return _forward(apply_fn, multiple, variables, noisy_BHWC, **level)
     total = 0.0
     for turns in range(4):
         for flip in (False, True):
             x = jnp.rot90(noisy_BHWC, turns, axes=(1, 2))
             x = x[:, :, ::-1] if flip else x
-            y = _forward(apply_fn, multiple, variables, x)
+            y = _forward(apply_fn, multiple, variables, x, **level)
             y = y[:, :, ::-1] if flip else y
             total = total + jnp.rot90(y, -turns, axes=(1, 2))
     return total / 8.0
@@ -91,11 +108,11 @@ def _outputs(apply_fn: Callable, multiple: int, ensemble: bool, variables, noisy
 
 @functools.partial(xla.jit, static_argnums=(0, 1, 2, 3, 4))
 def _eval_batch(apply_fn: Callable, loss: str, multiple: int, ensemble: bool,
-                spread: bool, variables, noisy, clean):
+                spread: bool, variables, noisy, clean, level):
     if spread:  # each device takes its rows of the batch; every device gets every score
         noisy, clean = (jax.lax.with_sharding_constraint(x, parallel.batch_sharding())
                         for x in (noisy, clean))
-    outputs = _outputs(apply_fn, multiple, ensemble, variables, noisy)
+    outputs = _outputs(apply_fn, multiple, ensemble, variables, noisy, **level)
     denoised = metrics.outputs_to_images(outputs, loss)
     scores = {loss: metrics.LOSSES[loss](outputs, clean), "mse": metrics.mse(denoised, clean),
               "psnr": metrics.psnr(denoised, clean), "ssim": metrics.ssim(denoised, clean)}
@@ -103,9 +120,10 @@ def _eval_batch(apply_fn: Callable, loss: str, multiple: int, ensemble: bool,
 
 
 def _batches(validation: Validation):
-    for clean, noisy in zip(validation.clean, validation.noisy):
+    for clean, noisy, level_B in validation.groups():
         for i in range(0, clean.shape[0], EVAL_BATCH_SIZE):
-            yield clean[i : i + EVAL_BATCH_SIZE], noisy[i : i + EVAL_BATCH_SIZE]
+            batch = slice(i, i + EVAL_BATCH_SIZE)
+            yield clean[batch], noisy[batch], level_B[batch]
 
 
 def per_image(state, validation: Validation) -> dict[str, np.ndarray]:
@@ -115,10 +133,11 @@ def per_image(state, validation: Validation) -> dict[str, np.ndarray]:
     divides by their number is split between them."""
     on_mesh = parallel.on_mesh(state.params)
     scores = []
-    for clean, noisy in _batches(validation):
+    for clean, noisy, level_B in _batches(validation):
         spread = on_mesh and noisy.shape[0] % parallel.device_count() == 0
         scores.append(_eval_batch(state.apply_fn, state.loss, state.input_multiple,
-                                  state.self_ensemble, spread, model_variables(state), noisy, clean))
+                                  state.self_ensemble, spread, model_variables(state), noisy,
+                                  clean, state.level_input(level_B)))
         if spread:
             # Each batch gathers its scores across the devices (a collective). Launches whose
             # inputs are all ready may run at once, and XLA:CPU's devices share one thread pool:
@@ -138,16 +157,22 @@ def evaluate(state, validation: Validation) -> dict[str, float]:
 
 @functools.partial(xla.jit, static_argnums=(0, 1, 2, 3))
 def _denoise(apply_fn: Callable, loss: str, multiple: int, ensemble: bool, variables,
-             noisy):
-    return metrics.outputs_to_images(_outputs(apply_fn, multiple, ensemble, variables, noisy), loss)
+             noisy, level):
+    return metrics.outputs_to_images(
+        _outputs(apply_fn, multiple, ensemble, variables, noisy, **level), loss)
 
 
-def denoise(state, noisy_BHWC: jax.Array) -> jax.Array:
+def denoise(state, noisy_BHWC: jax.Array, level_B=None) -> jax.Array:
     """The model's denoised images in [0, 1] (inference mode: batch norm's running statistics).
 
-    Compiles once per input shape."""
+    A conditional model (TrainState.conditional) must be told each image's noise level,
+    `level_B` (B,) or one number for all; a blind one ignores it. Compiles once per input shape."""
+    if state.conditional and level_B is None:
+        raise ValueError("a conditional model denoises at a given noise level: pass level_B")
+    if state.conditional:
+        level_B = jnp.broadcast_to(jnp.asarray(level_B, jnp.float32), noisy_BHWC.shape[:1])
     return _denoise(state.apply_fn, state.loss, state.input_multiple, state.self_ensemble,
-                    model_variables(state), noisy_BHWC)
+                    model_variables(state), noisy_BHWC, state.level_input(level_B))
 
 
 @xla.jit
@@ -172,7 +197,7 @@ def noisy_quality(validation: Validation) -> dict[str, float]:
 
     The noisy images are clipped to [0, 1] first, as an 8-bit picture of them would be."""
     scores = [_quality(jnp.clip(noisy, 0.0, 1.0), clean)
-              for clean, noisy in _batches(validation)]
+              for clean, noisy, _ in _batches(validation)]
     return {f"noisy_{k}": float(np.mean(np.concatenate([np.asarray(s[k], np.float64) for s in scores])))
             for k in ("psnr", "ssim")}
 

@@ -6,6 +6,11 @@ Residual models take their predicted noise off the input in the same space, whic
 field says. Adding an architecture is one module plus one line in REGISTRY; every experiment then
 accepts its name in `--models`.
 
+A model with `conditional=true` is told the noise level: it takes `level_B`, each image's sigma
+in [0, 1] units, as one more input channel of that constant value (FFDNet's noise level map,
+Zhang et al. 2018), so one model serves every level; without it a model is blind (DnCNN-B's
+way: trained on a range of levels, it must infer the level from the image).
+
 A model spec is a registered name with hyperparameters changed, `NAME[:KEY=VALUE...]` (e.g.
 `unet:features=12:levels=3`): the keys are the module's dataclass fields. `parse` checks a spec
 and `canonical` writes it one way (keys in field order, those at their defaults left out), which
@@ -80,6 +85,16 @@ def residual_base(x_BHWC: jnp.ndarray, logits: bool) -> jnp.ndarray:
     return logit(x_BHWC) if logits else x_BHWC
 
 
+def with_level_map(x_BHWC: jnp.ndarray, level_B: Optional[jnp.ndarray]) -> jnp.ndarray:
+    """x with one more channel holding each image's noise level (a conditional model's input)."""
+    if level_B is None:
+        raise ValueError("a conditional model needs the noise level of each image (level_B)")
+    B, H, W, _ = x_BHWC.shape
+    level_BHW1 = jnp.broadcast_to(jnp.asarray(level_B, x_BHWC.dtype).reshape(B, 1, 1, 1),
+                                  (B, H, W, 1))
+    return jnp.concatenate([x_BHWC, level_BHW1], axis=-1)
+
+
 def at_least(minimum: int, default: int):
     """A hyperparameter field whose smallest meaningful value is not 1 (see `parse`)."""
     return dataclasses.field(default=default, metadata={"minimum": minimum})
@@ -94,13 +109,16 @@ class DnCNN(nn.Module):
 
     depth: int = at_least(2, default=6)  # the first and last layers
     features: int = 16
+    conditional: bool = False
     logits: bool = True
     # Fully convolutional at one resolution: any size.
     input_multiple: ClassVar[int] = 1
 
     @nn.compact
-    def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        h = nn.relu(nn.Conv(self.features, (3, 3), padding="SAME")(x_BHWC))
+    def __call__(self, x_BHWC: jnp.ndarray, train: bool = False,
+                 level_B: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+        h = with_level_map(x_BHWC, level_B) if self.conditional else x_BHWC
+        h = nn.relu(nn.Conv(self.features, (3, 3), padding="SAME")(h))
         for _ in range(self.depth - 2):
             h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
@@ -123,6 +141,7 @@ class UNet(nn.Module):
     features: int = 8
     levels: int = 2
     residual: bool = False
+    conditional: bool = False
     logits: bool = True
 
     @property
@@ -131,14 +150,15 @@ class UNet(nn.Module):
         return 2**self.levels
 
     @nn.compact
-    def __call__(self, x_BHWC: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+    def __call__(self, x_BHWC: jnp.ndarray, train: bool = False,
+                 level_B: Optional[jnp.ndarray] = None) -> jnp.ndarray:
         def block(features, h):
             for _ in range(2):
                 h = nn.relu(nn.Conv(features, (3, 3), padding="SAME")(h))
             return h
 
         widths = [self.features * 2**level for level in range(self.levels)]
-        skips, h = [], x_BHWC
+        skips, h = [], with_level_map(x_BHWC, level_B) if self.conditional else x_BHWC
         for width in widths:
             skips.append(block(width, h))
             h = layers.max_pool_2x2(skips[-1])
@@ -279,6 +299,11 @@ def input_multiple(spec: str) -> int:
     """What the height and width of an input to model `spec` must be multiples of: the model's
     input contract (pad_to_multiple pads to it, and outputs are cropped back)."""
     return get(spec).input_multiple
+
+
+def conditional(spec: str) -> bool:
+    """Whether model `spec` is told the noise level of its input (see the module docstring)."""
+    return getattr(get(spec), "conditional", False)
 
 
 def fixed_size(spec: str) -> bool:

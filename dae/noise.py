@@ -62,20 +62,29 @@ class Noise:
 
     def sample(self, rng: jax.Array, clean_BHWC: jax.Array) -> jax.Array:
         """Noisy copies of `clean_BHWC`; with a range, one level per image."""
-        sampler = KINDS[self.kind][0]
+        return self.sample_with_levels(rng, clean_BHWC)[0]
+
+    def sample_with_levels(self, rng: jax.Array, clean_BHWC: jax.Array):
+        """(noisy copies of `clean_BHWC`, each image's level (B,)): what a noise-conditional
+        model is told (dae.models)."""
+        sampler, B = KINDS[self.kind][0], clean_BHWC.shape[0]
         if self.low == self.high:
             noisy = sampler(rng, clean_BHWC, self.low)
+            level_B = jnp.full((B,), self.low, clean_BHWC.dtype)
         else:
             level_rng, noise_rng = jax.random.split(rng)
-            level_B111 = jax.random.uniform(level_rng, (clean_BHWC.shape[0], 1, 1, 1),
-                                            minval=self.low, maxval=self.high)
-            noisy = sampler(noise_rng, clean_BHWC, level_B111)
-        return jnp.clip(noisy, 0.0, 1.0) if self.clip else noisy
+            level_B = jax.random.uniform(level_rng, (B,), clean_BHWC.dtype, minval=self.low,
+                                         maxval=self.high)
+            noisy = sampler(noise_rng, clean_BHWC, level_B[:, None, None, None])
+        return (jnp.clip(noisy, 0.0, 1.0) if self.clip else noisy), level_B
 
-    def sample_each(self, keys_B: jax.Array, clean_BHWC: jax.Array) -> jax.Array:
-        """Noisy copies of `clean_BHWC`, image i's noise (and level) drawn from its own key
-        keys_B[i]: an image's noise does not depend on where it sits in a sharded batch."""
-        return jax.vmap(lambda key, image: self.sample(key, image[None])[0])(keys_B, clean_BHWC)
+    def sample_each(self, keys_B: jax.Array, clean_BHWC: jax.Array):
+        """(noisy copies of `clean_BHWC`, their levels (B,)), image i's noise (and level) drawn
+        from its own key keys_B[i]: an image's noise does not depend on where it sits in a
+        sharded batch."""
+        noisy_B1HWC, level_B1 = jax.vmap(
+            lambda key, image: self.sample_with_levels(key, image[None]))(keys_B, clean_BHWC)
+        return noisy_B1HWC[:, 0], level_B1[:, 0]
 
 
 def _level(text: str) -> float:

@@ -1,9 +1,10 @@
 """The protocols: what a run on a kind of data uses unless told otherwise, and how it is judged.
 
-Everything that differs between the paper's MNIST experiment and the field's photographs lives
-here: the config's defaults, the models and baselines compared, the sweep's noise levels, how
-noise levels are written and runs named, and whether the classical baselines and the figures
-treat the images as photographs (dae.baselines, dae.report). `of(dataset_spec)` picks one.
+Everything that differs between the paper's MNIST experiment, the photographs of a folder and
+the field's benchmark lives here: the config's defaults, the models and baselines compared, the
+sweep's noise levels, how noise levels are written and runs named, whether the classical
+baselines and the figures treat the images as photographs (dae.baselines, dae.report), and
+whether a run is scored on the field's test sets (dae.benchmark). `of(dataset_spec)` picks one.
 """
 
 import dataclasses
@@ -28,6 +29,11 @@ class Protocol:
     # The one (H, W) of the protocol's images where it is known before they load.
     image_size: Optional[tuple[int, int]] = None
     baseline_examples: int = 1000  # compare scores baselines and models on the first N images
+    # The noise of the validation set, where it is not the training noise (a range of levels
+    # validates at one of them).
+    validation_noise: Optional[str] = None
+    # Scored on the field's test sets of its colour at the sweep's levels (dae.benchmark).
+    benchmark: bool = False
 
     def config_fields(self, dataset: str, image_size: Optional[tuple[int, int]],
                       channels: int) -> dict:
@@ -83,9 +89,27 @@ PHOTOGRAPHS = Protocol(
     sweep_baselines=("median", "gaussian", "nlm", "bm3d"), photos=True)
 
 
+# The field's benchmark (DnCNN, FFDNet, DRUNet): train on Train400 (grey) or CBSD432 (colour),
+# score on Set12, BSD68 / CBSD68, Kodak24, McMaster at sigma 15, 25 and 50 against BM3D / CBM3D
+# re-run on the same noisy images. One noise-conditional model for every level (FFDNet's
+# idea): levels drawn per crop from [0, 75]/255, validated at 25/255. Sized for 45 minutes of
+# training on this project's 2-core CPU (docs/architecture_search.md).
+BENCHMARK = Protocol(
+    name="benchmark",
+    defaults=MappingProxyType({**PHOTOGRAPHS.defaults, "noise": "gaussian:0-75/255",
+                               "patches_per_epoch": 40_000, "epochs": 9}),
+    models=("unet_res:conditional=true",), baselines=("bm3d",),
+    sweep_levels=PHOTOGRAPHS.sweep_levels, sweep_baselines=PHOTOGRAPHS.sweep_baselines,
+    photos=True, validation_noise="gaussian:25/255", benchmark=True)
+
+
 def of(dataset_spec: str) -> Protocol:
-    """The protocol of a dataset: the paper's for MNIST, the photographs' for every other."""
-    return MNIST if data.parse(dataset_spec)[0] == "mnist" else PHOTOGRAPHS
+    """The protocol of a dataset: the paper's for MNIST, the benchmark's for the field's
+    training sets, the photographs' for every other."""
+    kind = data.parse(dataset_spec)[0]
+    if kind == "mnist":
+        return MNIST
+    return BENCHMARK if kind in data.sets.TRAINING else PHOTOGRAPHS
 
 
 def _noise_name(config) -> str:

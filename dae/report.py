@@ -19,11 +19,14 @@ CROP = 128  # photographs are shown as a crop of this size from each image's cen
 
 
 def write_json(path: Path, config: dict, results: dict[str, dict],
-               subset: Optional[dict] = None) -> None:
-    """results.json: the shared config, per model its metrics and history, and the subset rows."""
+               subset: Optional[dict] = None, benchmark: Optional[dict] = None) -> None:
+    """results.json: the shared config, per model its metrics and history, the subset rows and
+    the benchmark's table (dae.benchmark, figures left out)."""
     everything = {"config": config, "models": results}
     if subset is not None:
         everything["subset"] = subset
+    if benchmark is not None:
+        everything["benchmark"] = {k: v for k, v in benchmark.items() if k != "figures"}
     Path(path).write_text(json.dumps(everything, indent=2) + "\n")
 
 
@@ -52,7 +55,15 @@ def results_markdown(config: dict, results: dict[str, dict], subset: Optional[di
     natural = protocols.of(config["dataset"]).photos
     loss = config["loss"]
     lines = [_title(config), ""]
-    if natural:
+    protocol = protocols.of(config["dataset"])
+    if protocol.benchmark:
+        from dae.data import VALIDATION_IMAGES, VALIDATION_SET
+
+        lines += [f"Validation set (each epoch): the first {VALIDATION_IMAGES} images of "
+                  f"{_set_label(VALIDATION_SET[config['dataset']])} "
+                  f"with fixed, seeded noise {protocol.validation_noise} (not clipped; the same "
+                  f"for every model).", ""]
+    elif natural:
         clip = "clipped to [0, 1]" if config["clip_noise"] else "not clipped"
         lines += [f"Validation set: the test images of {config['dataset']} at their own sizes, "
                   f"with fixed, seeded noise ({clip}; the same for every model).", ""]
@@ -130,7 +141,7 @@ def subset_markdown(subset: dict, loss: str = "bce") -> list[str]:
     return lines
 
 
-def _image_grid(path: Path, rows: list[tuple[str, list]], title: str, column_titles=()) -> None:
+def image_grid(path: Path, rows: list[tuple[str, list]], title: str, column_titles=()) -> None:
     """Saves rows of images (float [0, 1], (H, W, 1 or 3)), one labelled row per entry."""
     import matplotlib
 
@@ -193,8 +204,8 @@ def method_rows(states: dict, validation: evaluation.Validation, baseline_names:
     shown = validation.take(count)
     rows = [("clean", shown.images("clean")), ("noisy", shown.images("noisy"))]
     for name, state in states.items():
-        rows.append((name, [np.asarray(evaluation.denoise(state, noisy))[i]
-                            for noisy in shown.noisy for i in range(noisy.shape[0])]))
+        rows.append((name, [np.asarray(im) for _, noisy, level_B in shown.groups()
+                            for im in evaluation.denoise(state, noisy, level_B)]))
     baseline_outputs = baseline_outputs or {}
     for name in baseline_names:
         if name != "noisy":
@@ -223,17 +234,17 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict,
     paths = []
     if not natural:
         paths = [figures_dir / "samples.png", figures_dir / "samples_noisy.png"]
-        _image_grid(paths[0], [("clean", rows[0][1])], "MNIST validation samples (paper Fig. 4)")
-        _image_grid(paths[1], [noisy], "The same samples with noise (paper Fig. 5)")
+        image_grid(paths[0], [("clean", rows[0][1])], "MNIST validation samples (paper Fig. 4)")
+        image_grid(paths[1], [noisy], "The same samples with noise (paper Fig. 5)")
     for name, denoised in rows[2 : 2 + len(states)]:
         path = figures_dir / f"denoised_{run.folder_of(name)}.png"
         figure = "" if natural else " (paper Figs. 6-7)"
-        _image_grid(path, [noisy, ("denoised", denoised)],
+        image_grid(path, [noisy, ("denoised", denoised)],
                     f"{name}: noisy inputs (top), denoised outputs (bottom){figure}", titles)
         paths.append(path)
     paths.append(figures_dir / "methods.png")
     what = f"{CROP}x{CROP} centre crops: " if natural else ""
-    _image_grid(paths[-1], rows, f"{what}clean, noisy, and each method's output", titles)
+    image_grid(paths[-1], rows, f"{what}clean, noisy, and each method's output", titles)
     paths.append(figures_dir / "loss_curves.png")
     _loss_curves(paths[-1], results, loss)
     return paths
@@ -242,13 +253,85 @@ def write_figures(figures_dir: Path, results: dict[str, dict], states: dict,
 def write(workdir: Path, config: dict, results: dict[str, dict], states: dict,
           validation: evaluation.Validation, subset: Optional[dict] = None,
           baseline_names: Sequence[str] = (), sigma: Optional[float] = None,
-          baseline_outputs: Optional[dict] = None, photos: bool = False) -> None:
-    """Everything a comparison leaves in its workdir besides the checkpoints."""
+          baseline_outputs: Optional[dict] = None, photos: bool = False,
+          benchmark: Optional[dict] = None) -> None:
+    """Everything a comparison leaves in its workdir besides the checkpoints; with `benchmark`
+    (dae.benchmark.run's table) also its tables, benchmark.csv and a figure per test set."""
     workdir = Path(workdir)
-    write_json(workdir / "results.json", config, results, subset)
-    (workdir / "results.md").write_text(results_markdown(config, results, subset))
+    write_json(workdir / "results.json", config, results, subset, benchmark)
+    markdown = results_markdown(config, results, subset)
+    if benchmark is not None:
+        title, _, rest = markdown.partition("\n")
+        markdown = "\n".join([title, "", *benchmark_markdown(benchmark), rest])
+        write_benchmark_csv(workdir / "benchmark.csv", benchmark)
+    (workdir / "results.md").write_text(markdown)
     write_figures(workdir / "figures", results, states, validation, baseline_names, sigma,
                   baseline_outputs, config["loss"], photos)
+    if benchmark is not None:
+        benchmark_figures(workdir / "figures", benchmark)
+
+
+def _set_label(name: str) -> str:
+    from dae.data import sets
+
+    return sets.SETS[name].label if name in sets.SETS else name
+
+
+def benchmark_markdown(table: dict) -> list[str]:
+    """The benchmark the way papers print it: methods in rows, set x sigma in columns; mean
+    PSNR, then the same table of SSIM; the published rows marked as such."""
+    columns = [(s, str(sigma)) for s in table["sets"] for sigma in table["sigmas"]]
+    header = ("| method | " + " | ".join(f"{_set_label(s)} σ{sigma}" for s, sigma in columns)
+              + " |")
+    rule = "|---|" + "---:|" * len(columns)
+    lines = ["## The field's benchmark", "",
+             f"{table['convention']} Noise seed {table['noise_seed']}.", "",
+             "Mean PSNR (dB):", "", header, rule]
+    for method, by_set in table["published"].items():
+        cells = [f"{by_set[s][sigma]:.2f}" if s in by_set and sigma in by_set[s] else "-"
+                 for s, sigma in columns]
+        lines.append(f"| {method} (published) | " + " | ".join(cells) + " |")
+    for method, by_set in table["rows"].items():
+        label = (f"{method} (re-run here, same noisy images)" if method in ("BM3D", "CBM3D")
+                 else f"**`{method}`** (ours)")
+        lines.append(f"| {label} | " + " | ".join(
+            f"{by_set[s][sigma]['psnr']:.2f}" for s, sigma in columns) + " |")
+    lines += ["", "Mean SSIM:", "", header, rule]
+    for method, by_set in table["rows"].items():
+        lines.append(f"| `{method}` | " + " | ".join(
+            f"{by_set[s][sigma]['ssim']:.4f}" for s, sigma in columns) + " |")
+    lines += ["", "Seconds to denoise every set at every level (models: after compiling; "
+              "BM3D: 0 where its outputs came from the cache): " + ", ".join(
+                  f"{m} {t:.0f} s" for m, t in table["seconds"].items()) + ".", ""]
+    return lines
+
+
+def write_benchmark_csv(path: Path, table: dict) -> None:
+    """Every image's PSNR and SSIM: set, sigma, method, image, psnr, ssim."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["set", "sigma", "method", "image", "psnr", "ssim"])
+        for method, by_set in table["rows"].items():
+            for s, by_sigma in by_set.items():
+                for sigma, scores in by_sigma.items():
+                    for image, v in scores["per_image"].items():
+                        writer.writerow([s, sigma, method, image, f"{v['psnr']:.4f}",
+                                         f"{v['ssim']:.5f}"])
+
+
+def benchmark_figures(figures_dir: Path, table: dict) -> list[Path]:
+    """benchmark_<set>.png: centre crops of the first images, clean / noisy / BM3D / each model."""
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, figure in table["figures"].items():
+        path = figures_dir / f"benchmark_{name}.png"
+        rows = [(label, [centre_crop(im, CROP) for im in shown]) for label, shown in figure["rows"]]
+        image_grid(path, rows, f"{_set_label(name)}, sigma {figure['sigma']}: {CROP}x{CROP} "
+                   f"centre crops", figure["names"])
+        paths.append(path)
+    return paths
 
 
 def _mean_std(rows: list[dict], keys) -> dict:

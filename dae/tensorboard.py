@@ -77,7 +77,7 @@ class Writer:
     def _images(self, state) -> np.ndarray:
         """Clean, noisy and denoised rows of the first validation images (centre crops of
         photographs, as the report's figures show them)."""
-        denoised = [np.asarray(im) for noisy in self._shown.noisy
-                    for im in evaluation.denoise(state, noisy)]
+        denoised = [np.asarray(im) for _, noisy, level_B in self._shown.groups()
+                    for im in evaluation.denoise(state, noisy, level_B)]
         rows = [self._shown.images("clean"), self._shown.images("noisy"), denoised]
         return image_grid([[images.centre_crop(im) for im in row] for row in rows])

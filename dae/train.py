@@ -25,13 +25,19 @@ log = logging.getLogger(__name__)
 class TrainState(train_state.TrainState):
     """Flax's TrainState, plus batch-norm statistics (an empty dict for models without them) and
     how to run and read the model: its loss (logits with bce, pixels otherwise), the multiple its
-    input height and width must be (dae.models.input_multiple), and whether it
-    denoises as a geometric self-ensemble (dae.evaluation)."""
+    input height and width must be (dae.models.input_multiple), whether it is told the noise
+    level (dae.models.conditional) and whether it denoises as a geometric self-ensemble
+    (dae.evaluation)."""
 
     batch_stats: Any = None
     loss: str = struct.field(pytree_node=False, default="bce")
     input_multiple: int = struct.field(pytree_node=False, default=1)
     self_ensemble: bool = struct.field(pytree_node=False, default=False)
+    conditional: bool = struct.field(pytree_node=False, default=False)
+
+    def level_input(self, level_B: jax.Array) -> dict:
+        """The keyword arguments that tell apply_fn the noise level: none for a blind model."""
+        return {"level_B": level_B} if self.conditional else {}
 
 
 def learning_rate(config: Config, steps_per_epoch: int):
@@ -63,20 +69,23 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
     state's layout, so a template for restoring a checkpoint can leave it out.
     """
     model = models.get(config.model, logits=config.loss == "bce")
-    variables = model.init(key, jnp.zeros((1, *config.image_shape), jnp.float32))
+    conditional = models.conditional(config.model)
+    variables = model.init(key, jnp.zeros((1, *config.image_shape), jnp.float32),
+                           **({"level_B": jnp.zeros((1,), jnp.float32)} if conditional else {}))
     state = TrainState.create(
         apply_fn=model.apply, params=variables["params"],
         tx=optimizer(config, steps_per_epoch),
         batch_stats=variables.get("batch_stats", {}), loss=config.loss,
         input_multiple=model.input_multiple,
-        self_ensemble=config.self_ensemble,
+        self_ensemble=config.self_ensemble, conditional=conditional,
     )
     # An int32 array rather than create()'s Python 0, which would compile train_step twice.
     return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))
 
 
-def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array):
-    """The mean loss of the reconstruction, in training mode (batch norm uses the batch).
+def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array, level_B: jax.Array):
+    """The mean loss of the reconstruction, in training mode (batch norm uses the batch); a
+    conditional model is told each image's noise level `level_B`.
 
     Returns (loss, (outputs, the batch statistics updated by this batch)).
     """
@@ -86,7 +95,7 @@ def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array):
     outputs, updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats},
         models.pad_to_multiple(noisy, state.input_multiple), train=True,
-        mutable=["batch_stats"],
+        mutable=["batch_stats"], **state.level_input(level_B),
     )
     outputs = outputs[:, :H, :W]
     loss = metrics.LOSSES[state.loss](outputs, clean).mean()
@@ -104,9 +113,9 @@ def train_step(state, clean_u8_BHWC: jax.Array, key: jax.Array, *, noise_model: 
     """One optimizer step on a clean uint8 batch (sharded along the mesh's `data` axis, or on
     one device); the noise is drawn here, fresh for every step and example."""
     clean = data.to_float(clean_u8_BHWC)
-    noisy = noise_model.sample_each(example_keys(key, state.step, clean.shape[0]), clean)
+    noisy, level_B = noise_model.sample_each(example_keys(key, state.step, clean.shape[0]), clean)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, (_, batch_stats)), grads = grad_fn(state.params, state, noisy, clean)
+    (loss, (_, batch_stats)), grads = grad_fn(state.params, state, noisy, clean, level_B)
     return state.apply_gradients(grads=grads, batch_stats=batch_stats), {"loss": loss}
 
 

@@ -1,6 +1,7 @@
 """Denoises one's own images with a trained checkpoint (no noise is added).
 
     python -m experiments.denoise --workdir DIR --model conv IN.png [IN2.png ...] --out OUTDIR
+        [--sigma auto | 25/255]
 """
 
 import sys
@@ -19,6 +20,10 @@ def parse_args(argv=None):
                         "its run folder (unet_features=12)")
     p.add_argument("--out", type=Path, required=True, help="where <stem>_denoised.png go (created)")
     p.add_argument("--epoch", type=int, default=None, help="default: the latest")
+    p.add_argument("--sigma", type=cli.sigma_or_auto, default=None,
+                   help="a conditional model's noise level, e.g. 25/255, or auto: estimated "
+                        "from each image (the default for conditional models; blind ones take "
+                        "none)")
     cli.add_layout_options(p, distributed=False)
     return p.parse_args(argv)
 
@@ -29,7 +34,7 @@ def main(argv=None) -> int:
     from dae.jobs import denoise  # Imports jax and flax: only once the arguments parse.
 
     written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,
-                                            args.epoch)
+                                            args.epoch, args.sigma)
     for source, destination, note in written:
         print(f"{source} -> {destination}" + (f" ({note})" if note else ""))
     for message in errors:

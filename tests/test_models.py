@@ -237,7 +237,8 @@ def test_model_specs_are_written_one_way_and_name_a_folder(spec, canonical, fold
 def test_a_spec_builds_its_module_with_the_hyperparameters_changed():
     assert models.hyperparameters("unet") == {
         "features": models.Hyperparameter(int, 8, 1), "levels": models.Hyperparameter(int, 2, 1),
-        "residual": models.Hyperparameter(bool, False, None)}  # not logits, parent, name
+        "residual": models.Hyperparameter(bool, False, None),
+        "conditional": models.Hyperparameter(bool, False, None)}  # not logits, parent, name
     assert list(models.hyperparameters("dense")) == ["latent"]
     model = models.get("unet:features=4:levels=3:residual=true", logits=False)
     assert (type(model), model.features, model.levels, model.residual, model.logits) == (
@@ -274,3 +275,21 @@ def test_a_bad_spec_is_one_line_saying_what_is_allowed(spec, needles):
     assert message.startswith("--models: ") and "\n" not in message
     for needle in needles:
         assert needle in message
+
+
+@pytest.mark.parametrize("spec", ["unet_res:conditional=true", "dncnn:conditional=true"])
+def test_a_conditional_model_is_told_the_level_and_a_blind_one_is_not(spec):
+    """The level map reaches a conditional model's output; a blind model has no such input."""
+    conditional = models.get(spec, logits=False)
+    x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 1))
+    variables = conditional.init(jax.random.key(1), x, level_B=jnp.zeros((2,)))
+    low, high = (conditional.apply(variables, x, level_B=jnp.full((2,), v)) for v in (0.05, 0.3))
+    assert float(jnp.abs(low - high).max()) > 1e-4
+    with pytest.raises(ValueError, match="noise level"):
+        conditional.apply(variables, x)
+    blind = models.get(spec.split(":")[0], logits=False)
+    assert models.conditional(spec) and not models.conditional(spec.split(":")[0])
+    blind_variables = blind.init(jax.random.key(1), x)
+    first = lambda v: jax.tree.leaves(v["params"])
+    # One more input channel in the first convolution's kernel, and nothing else.
+    assert sum(p.size for p in first(variables)) > sum(p.size for p in first(blind_variables))

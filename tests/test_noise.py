@@ -127,6 +127,21 @@ def test_a_range_draws_one_level_per_image():
     assert abs(per_image_std.mean() - 0.1) < 0.01  # uniform on [0, 0.2]: mean level 0.1
 
 
+def test_the_levels_given_back_are_the_ones_each_image_was_drawn_at():
+    """What a noise-conditional model is told must be the std of its own input's noise."""
+    clean = jnp.full((64, 64, 64, 1), 0.5)
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(3), i))(jnp.arange(64))
+    noisy, level_B = noise.parse("gaussian:0-75/255", clip=False).sample_each(keys, clean)
+    std_B = np.asarray(noisy - 0.5).reshape(64, -1).std(axis=1)
+    np.testing.assert_allclose(std_B, np.asarray(level_B), rtol=0.06, atol=1e-3)
+    assert np.asarray(level_B).max() <= 75 / 255 and np.asarray(level_B).std() > 0.05
+    noisy_one, level_one = noise.parse("gaussian:25/255").sample_with_levels(
+        jax.random.key(0), clean)
+    np.testing.assert_allclose(np.asarray(level_one), 25 / 255)
+    np.testing.assert_array_equal(noisy_one, noise.parse("gaussian:25/255").sample(
+        jax.random.key(0), clean))
+
+
 @pytest.mark.parametrize("spec", ["gaussian:0.4", "salt_pepper:0.3", "poisson:5", "speckle:1.0",
                                   "gaussian:0.0-0.8"])
 def test_every_noise_model_stays_in_the_unit_interval_and_is_seeded(spec):

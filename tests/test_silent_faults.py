@@ -170,7 +170,7 @@ _, step_metrics = train.make_train_step(config)(
     state, parallel.global_batch(clean_u8, 8), parallel.replicate(key))
 clean = clean_u8.astype(np.float32) / 255.0
 keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(key, 0), i))(jnp.arange(8))
-noisy = config.noise_model().sample_each(keys, clean)  # step 0, each example's global index
+noisy, _ = config.noise_model().sample_each(keys, clean)  # step 0, each example's global index
 expected = metrics.LOSSES["mse"](noisy, clean).mean()
 print(len(jax.devices()), float(step_metrics["loss"]), float(expected))
 """

@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from dae import baselines, data, evaluation, noise, parallel, protocols, report, run, train
+from dae import (baselines, benchmark, data, evaluation, noise, parallel, protocols, report, run,
+                 train)
 from dae.config import Config, DataInfo, validate
+from dae.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +21,15 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
                  seeds: Optional[Sequence[int]] = None,
                  baseline_names: Optional[Sequence[str]] = None,
                  baseline_examples: Optional[int] = None, workdir: Optional[Path] = None,
-                 data_dir: Optional[str] = None, download: bool = False) -> dict:
+                 data_dir: Optional[str] = None, download: bool = False,
+                 test_sets: Optional[Sequence[str]] = None,
+                 test_sigmas: Optional[Sequence[int]] = None) -> dict:
     """experiments.compare: the configs of `models` (default: the protocol's) from the
     dataset's protocol and the Config fields `given`, checked before the data loads (seconds to
     minutes) and, whole, once it has; then `run` in `workdir` (default:
-    checkpoints/<Protocol.run_name>)."""
+    checkpoints/<Protocol.run_name>). On the benchmark's protocol, the models are then scored
+    on `test_sets` (default: every one of their colour in the data root) at `test_sigmas`
+    (0-255 scale; default 15, 25, 50), read before training starts."""
     spec = data.canonical(dataset)
     protocol = protocols.of(spec)
     given = dict(given)
@@ -40,19 +46,34 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
     names = baselines.resolve_names(baseline_names, protocol.baselines)
     if baseline_examples is not None:
         baselines.check_examples(baseline_examples)  # (the upper bound needs the data)
+    if protocol.benchmark and seeds:
+        raise ConfigError("--seeds", "the benchmark's table is of one seed: give --seed, one "
+                          "workdir per seed")
+    if not protocol.benchmark and (test_sets is not None or test_sigmas is not None):
+        option = "--test-sets" if test_sets is not None else "--test-sigmas"
+        raise ConfigError(option, f"scores the field's benchmark, which trains on "
+                          f"{' or '.join(data.sets.TRAINING)}, not on {spec}")
     where = f" from {data.resolve_data_dir(data_dir)}" if spec.split(":")[0] in ("mnist", "tfds") else ""
     log.info(f"loading {spec}{where}")
     loaded = data.load(spec, data_dir, download, given.get("channels"))
     info = DataInfo(loaded.image_size, len(loaded.train))
     checked = [validate(c, info) for c in configs(loaded.image_size, loaded.channels)]
+    tests = None
+    if protocol.benchmark:
+        tests = benchmark.Plan(
+            benchmark.load_test_sets(test_sets, loaded.channels, data_dir),
+            tuple(test_sigmas or (round(level * 255) for level in protocol.sweep_levels)))
+        log.info(f"the benchmark: {', '.join(s.name for s in tests.sets)} at sigma "
+                 f"{', '.join(map(str, tests.sigmas))}")
     workdir = workdir or Path("checkpoints") / protocol.run_name(checked[0], seeds)
-    return run_comparison(checked, workdir, loaded, names, baseline_examples, seeds)
+    return run_comparison(checked, workdir, loaded, names, baseline_examples, seeds, tests)
 
 
 def run_comparison(configs: Sequence[Config], workdir: Path, dataset: data.Dataset,
                    baseline_names: Optional[Sequence[str]] = None,
                    baseline_examples: Optional[int] = None,
-                   seeds: Optional[Sequence[int]] = None) -> dict:
+                   seeds: Optional[Sequence[int]] = None,
+                   tests: Optional[benchmark.Plan] = None) -> dict:
     """Trains each config's model (resuming where checkpoints exist), runs the baselines, reports.
 
     `configs` are validated ones (dae.config.validate, with the data). The baselines (default:
@@ -61,8 +82,10 @@ def run_comparison(configs: Sequence[Config], workdir: Path, dataset: data.Datas
 
     With `seeds`, all of it is done once per seed, in `<workdir>/seed<S>` (each exactly a run of
     that one seed, its own validation noise and baselines included), and the workdir's report
-    gives each seed's metrics and their mean and standard deviation. Returns the results per
-    model (with `seeds`: report.seeds_summary's).
+    gives each seed's metrics and their mean and standard deviation. With `tests` (the
+    benchmark's protocol), the models and BM3D are scored on its test sets instead of the
+    validation images (dae.benchmark). Returns the results per model (with `seeds`:
+    report.seeds_summary's).
     """
     workdir, start = Path(workdir), time.perf_counter()
     protocol = protocols.of(configs[0].dataset)
@@ -72,7 +95,7 @@ def run_comparison(configs: Sequence[Config], workdir: Path, dataset: data.Datas
                    else baseline_examples)
     baselines.check_examples(subset_size, available)  # Before the lock and training.
     compare = functools.partial(_compare_one_seed, dataset=dataset, baseline_names=names,
-                                subset_size=subset_size)
+                                subset_size=subset_size, tests=tests)
     with run.exclusive(workdir):
         if not seeds:
             results, _ = compare(configs, workdir)
@@ -96,7 +119,8 @@ def run_comparison(configs: Sequence[Config], workdir: Path, dataset: data.Datas
 
 
 def _compare_one_seed(configs: Sequence[Config], workdir: Path, dataset: data.Dataset,
-                      baseline_names: Sequence[str], subset_size: int) -> tuple[dict, dict]:
+                      baseline_names: Sequence[str], subset_size: int,
+                      tests: Optional[benchmark.Plan] = None) -> tuple[dict, dict]:
     """The comparison of `configs` (of one seed) in `workdir`: (results per model, the subset
     rows: every model and baseline on the first validation images)."""
     photos = protocols.of(configs[0].dataset).photos
@@ -110,6 +134,13 @@ def _compare_one_seed(configs: Sequence[Config], workdir: Path, dataset: data.Da
                                                    validation)
     if not parallel.is_main_process():  # Process 0 alone compares and writes what was trained.
         return results, {}
+    shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
+    shared["models"] = [c.model for c in configs]
+    if tests is not None:
+        table = benchmark.run(states, tests.sets, tests.sigmas, configs[0].channels,
+                              with_bm3d="bm3d" in baseline_names)
+        report.write(workdir, shared, results, states, validation, photos=True, benchmark=table)
+        return results, {"benchmark": {k: v for k, v in table.items() if k != "figures"}}
     subset = validation.take(subset_size)
     rows = {}
     for name, state in states.items():
@@ -123,8 +154,6 @@ def _compare_one_seed(configs: Sequence[Config], workdir: Path, dataset: data.Da
         log.info(f"[{name}] baseline on the first {subset_size} validation images")
         rows.update(evaluation.score_baselines(subset, [name], sigma, photos, outputs,
                                                keep=report.NUM_SAMPLES))
-    shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
-    shared["models"] = [c.model for c in configs]
     subset_rows = {"examples": subset_size, "rows": rows}
     report.write(workdir, shared, results, states, validation, subset=subset_rows,
                  baseline_names=baseline_names, sigma=sigma, baseline_outputs=outputs,

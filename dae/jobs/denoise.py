@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from dae import evaluation, models, run
+from dae import baselines, evaluation, models, run
 from dae.config import Config
 from dae.data import files, images
 from dae.errors import DaeError, ImageError
@@ -35,14 +35,26 @@ def check_size(config: Config, height: int, width: int) -> None:
         raise ImageError(f"model {config.model!r} denoises only {need} images, not {height}x{width}")
 
 
-def denoise_image(state, config: Config, image_HWC: np.ndarray) -> np.ndarray:
-    """The model's denoised version of a float [0, 1] image in its channels, of the same size.
+def noise_level(image_HWC: np.ndarray, sigma="auto") -> tuple[float, Optional[str]]:
+    """The level a conditional model is told: `sigma` as given, or with 'auto' estimated from
+    the image (scikit-image's wavelet estimate), and the note that says so."""
+    if sigma != "auto":
+        return float(sigma), None
+    estimate = baselines.estimated_std(np.asarray(image_HWC, np.float64))
+    return estimate, f"estimated noise sigma {estimate * 255:.1f}/255"
+
+
+def denoise_image(state, config: Config, image_HWC: np.ndarray,
+                  level: Optional[float] = None) -> np.ndarray:
+    """The model's denoised version of a float [0, 1] image in its channels, of the same size;
+    a conditional model is told the noise `level`.
 
     Reflection-padded to the multiple the model needs and cropped back (dae.evaluation); compiles
     once per distinct size."""
     H, W = image_HWC.shape[:2]
     check_size(config, H, W)
-    return np.asarray(evaluation.denoise(state, jnp.asarray(image_HWC, jnp.float32)[None]))[0]
+    return np.asarray(evaluation.denoise(state, jnp.asarray(image_HWC, jnp.float32)[None],
+                                         level))[0]
 
 
 def output_path(out_dir: Path, path: Path) -> Path:
@@ -56,13 +68,19 @@ def _check_out_dir(out_dir: Path) -> None:
         raise DaeError(f"--out: {out_dir} exists and is not a directory")
 
 
-def _denoise_file(state, config: Config, path: Path, destination: Path) -> Optional[str]:
+def _denoise_file(state, config: Config, path: Path, destination: Path,
+                  sigma=None) -> Optional[str]:
     """Reads, denoises and writes one file; ImageError (naming `path`) if any step fails.
 
-    Returns the channel conversion it made, if any."""
+    Returns what it did besides denoising (a channel conversion, an estimated level), if
+    anything."""
     image_HWC, converted = as_model_input(read_image(path), config.channels)
+    level = None
+    if state.conditional:
+        level, estimated = noise_level(image_HWC, sigma)
+        converted = "; ".join(filter(None, [converted, estimated])) or None
     try:
-        denoised_HWC = denoise_image(state, config, image_HWC)
+        denoised_HWC = denoise_image(state, config, image_HWC, level)
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
     try:
@@ -73,16 +91,22 @@ def _denoise_file(state, config: Config, path: Path, destination: Path) -> Optio
 
 
 def denoise_files(workdir: Path, model: str, paths: Sequence[Path], out_dir: Path,
-                  epoch: Optional[int] = None):
+                  epoch: Optional[int] = None, sigma=None):
     """Denoises each image file into `out_dir` (created if missing); returns (written, errors).
 
-    written: (input, output, note) triples, the note saying what channel conversion was made
-    (or None); errors: one-line messages, one per file that failed. A bad file does not stop the
-    others; a bad workdir, model, epoch or out_dir raises DaeError.
+    `sigma`: the noise level a conditional model is told, in [0, 1] units, or 'auto' (the
+    default for one: estimated per image); a blind model takes none. written: (input, output,
+    note) triples, the note saying what channel conversion was made and what level was
+    estimated (or None); errors: one-line messages, one per file that failed. A bad file does
+    not stop the others; a bad workdir, model, epoch, sigma or out_dir raises DaeError.
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)  # Before the checkpoint load, which takes seconds.
     config, _, state = run.load_run(workdir, model, epoch)
+    if sigma is not None and not state.conditional:
+        raise DaeError(f"--sigma: model {config.model!r} is blind (trained without a noise "
+                       f"level input); leave out --sigma, or use a conditional model "
+                       f"(NAME:conditional=true)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -96,7 +120,8 @@ def denoise_files(workdir: Path, model: str, paths: Sequence[Path], out_dir: Pat
             if destination in written:
                 raise ImageError(f"{path}: its output {destination} was already written "
                                  f"from {written[destination][0]}")
-            written[destination] = (path, _denoise_file(state, config, path, destination))
+            written[destination] = (path, _denoise_file(state, config, path, destination,
+                                                        "auto" if sigma is None else sigma))
         except ImageError as e:
             errors.append(str(e))
     return [(src, dst, note) for dst, (src, note) in written.items()], errors
