@@ -85,6 +85,18 @@ def sigma_or_auto(text: str):
     return level
 
 
+def tile_size(text: str) -> int:
+    """--tile 512 -> 512; 0 (whole images) or at least 16 px."""
+    try:
+        size = int(text)
+    except ValueError:
+        size = -1
+    if size != 0 and size < 16:
+        raise argparse.ArgumentTypeError(f"give 0 (whole images) or a tile of at least 16 px, "
+                                         f"got {text!r}")
+    return size
+
+
 def baseline_list(text: str) -> list[str]:
     """--baselines a,b -> ['a', 'b'], 'none' -> [] (names are checked against the registry later)."""
     if text.strip() == "none":

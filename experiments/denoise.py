@@ -24,6 +24,9 @@ def parse_args(argv=None):
                    help="a conditional model's noise level, e.g. 25/255, or auto: estimated "
                         "from each image (the default for conditional models; blind ones take "
                         "none)")
+    p.add_argument("--tile", type=cli.tile_size, default=512,
+                   help="denoise images larger than this in tiles of this many px, each with "
+                        "32 px of context, in bounded memory (0: whole; default: 512)")
     cli.add_layout_options(p, distributed=False)
     return p.parse_args(argv)
 
@@ -34,7 +37,7 @@ def main(argv=None) -> int:
     from dae.jobs import denoise  # Imports jax and flax: only once the arguments parse.
 
     written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,
-                                            args.epoch, args.sigma)
+                                            args.epoch, args.sigma, args.tile or None)
     for source, destination, note in written:
         print(f"{source} -> {destination}" + (f" ({note})" if note else ""))
     for message in errors:

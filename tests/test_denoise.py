@@ -195,3 +195,45 @@ def test_an_rgb_image_for_a_grey_model_becomes_its_itu_r_601_luma(tmp_path):
     np.testing.assert_allclose(pixels[0, :3, 0], [0.299, 0.587, 0.114], atol=1e-6)
     r, g, b = (rgb_u8[..., c].astype(np.float64) / 255.0 for c in range(3))
     np.testing.assert_allclose(pixels[..., 0], 0.299 * r + 0.587 * g + 0.114 * b, atol=1e-6)
+
+
+@pytest.mark.parametrize("height, width, tile", [(100, 124, 32), (64, 200, 48), (93, 53, 8)])
+def test_tiles_give_the_whole_images_output(height, width, tile):
+    """Tiles with a margin at least the model's receptive radius meet without seams: the same
+    output as the image denoised whole, whatever the size (odd ones padded to the multiple)."""
+    import jax.numpy as jnp
+
+    from dae import evaluation, tiling
+
+    config = Config(model="unet_res", loss="mse", channels=1, patch_size=32, image_size=None)
+    state = train.create_train_state(jax.random.key(0), config)
+    image = np.random.default_rng(0).uniform(size=(height, width, 1)).astype(np.float32)
+    whole = np.asarray(evaluation.denoise(state, jnp.asarray(image)[None]))[0]
+    done = []
+    tiled = tiling.denoise_tiled(
+        lambda x: np.asarray(evaluation.denoise(state, jnp.asarray(x))), image, tile,
+        state.input_multiple, margin=32, batch=3, progress=done.append)
+    assert tiled.shape == image.shape
+    np.testing.assert_allclose(tiled, whole, atol=2e-5)
+    assert sum(done) == tiling.count(height, width, tile, state.input_multiple, margin=32) > 1
+    # Too small a margin shows: the tiles' borders differ from the whole image's output.
+    thin = tiling.denoise_tiled(lambda x: np.asarray(evaluation.denoise(state, jnp.asarray(x))),
+                                image, tile, state.input_multiple, margin=4)
+    assert np.abs(thin - whole).max() > 1e-3
+
+
+def test_tile_starts_cover_the_side_on_the_grid():
+    from dae import tiling
+
+    assert tiling.tile_starts(100, 40, 20, 4) == [0, 20, 40, 60]
+    assert tiling.tile_starts(30, 40, 20, 4) == [0]
+    for start in tiling.tile_starts(203, 64, 32, 8):
+        assert start % 8 == 0 and start + 64 <= 203
+
+
+@pytest.mark.parametrize("tile", ["8", "-1", "big"])
+def test_a_bad_tile_is_one_line(tile, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        denoise_cli.parse_args(["--workdir", str(tmp_path), "--model", "conv", "x.png",
+                                "--out", str(tmp_path), "--tile", tile])
+    assert e.value.code == 2 and "--tile" in capsys.readouterr().err

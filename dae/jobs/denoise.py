@@ -6,12 +6,13 @@ from typing import Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from dae import baselines, evaluation, models, run
+from dae import baselines, evaluation, models, run, tiling
 from dae.config import Config
 from dae.data import files, images
 from dae.errors import DaeError, ImageError
 
 OUTPUT_SUFFIX = "_denoised.png"
+DEFAULT_TILE = 512  # px: larger images go through in tiles (dae.tiling), in bounded memory
 read_image = files.read_image  # (H, W, 1 or 3) uint8 or uint16
 write_image = files.write_image  # float [0, 1] (H, W, 1 or 3) -> 8-bit grey or RGB PNG
 
@@ -45,16 +46,21 @@ def noise_level(image_HWC: np.ndarray, sigma="auto") -> tuple[float, Optional[st
 
 
 def denoise_image(state, config: Config, image_HWC: np.ndarray,
-                  level: Optional[float] = None) -> np.ndarray:
+                  level: Optional[float] = None, tile: Optional[int] = DEFAULT_TILE) -> np.ndarray:
     """The model's denoised version of a float [0, 1] image in its channels, of the same size;
     a conditional model is told the noise `level`.
 
-    Reflection-padded to the multiple the model needs and cropped back (dae.evaluation); compiles
-    once per distinct size."""
+    In tiles of `tile` px with a margin of context (dae.tiling; None: whole), each
+    reflection-padded to the multiple the model needs as dae.evaluation pads; compiles once per
+    tile shape. The dense model takes its one size whole."""
     H, W = image_HWC.shape[:2]
     check_size(config, H, W)
-    return np.asarray(evaluation.denoise(state, jnp.asarray(image_HWC, jnp.float32)[None],
-                                         level))[0]
+    run_batch = lambda x_BHWC: np.asarray(evaluation.denoise(
+        state, jnp.asarray(x_BHWC, jnp.float32), level))
+    if tile is None or models.fixed_size(config.model):
+        return run_batch(image_HWC[None])[0]
+    return tiling.denoise_tiled(run_batch, np.asarray(image_HWC, np.float32), tile,
+                                state.input_multiple)
 
 
 def output_path(out_dir: Path, path: Path) -> Path:
@@ -69,7 +75,7 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def _denoise_file(state, config: Config, path: Path, destination: Path,
-                  sigma=None) -> Optional[str]:
+                  sigma=None, tile: Optional[int] = DEFAULT_TILE) -> Optional[str]:
     """Reads, denoises and writes one file; ImageError (naming `path`) if any step fails.
 
     Returns what it did besides denoising (a channel conversion, an estimated level), if
@@ -80,7 +86,7 @@ def _denoise_file(state, config: Config, path: Path, destination: Path,
         level, estimated = noise_level(image_HWC, sigma)
         converted = "; ".join(filter(None, [converted, estimated])) or None
     try:
-        denoised_HWC = denoise_image(state, config, image_HWC, level)
+        denoised_HWC = denoise_image(state, config, image_HWC, level, tile)
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
     try:
@@ -91,11 +97,13 @@ def _denoise_file(state, config: Config, path: Path, destination: Path,
 
 
 def denoise_files(workdir: Path, model: str, paths: Sequence[Path], out_dir: Path,
-                  epoch: Optional[int] = None, sigma=None):
+                  epoch: Optional[int] = None, sigma=None,
+                  tile: Optional[int] = DEFAULT_TILE):
     """Denoises each image file into `out_dir` (created if missing); returns (written, errors).
 
     `sigma`: the noise level a conditional model is told, in [0, 1] units, or 'auto' (the
-    default for one: estimated per image); a blind model takes none. written: (input, output,
+    default for one: estimated per image); a blind model takes none. `tile`: images larger than
+    it go through in tiles of that many px (dae.tiling; None: whole). written: (input, output,
     note) triples, the note saying what channel conversion was made and what level was
     estimated (or None); errors: one-line messages, one per file that failed. A bad file does
     not stop the others; a bad workdir, model, epoch, sigma or out_dir raises DaeError.
@@ -121,7 +129,8 @@ def denoise_files(workdir: Path, model: str, paths: Sequence[Path], out_dir: Pat
                 raise ImageError(f"{path}: its output {destination} was already written "
                                  f"from {written[destination][0]}")
             written[destination] = (path, _denoise_file(state, config, path, destination,
-                                                        "auto" if sigma is None else sigma))
+                                                        "auto" if sigma is None else sigma,
+                                                        tile))
         except ImageError as e:
             errors.append(str(e))
     return [(src, dst, note) for dst, (src, note) in written.items()], errors
