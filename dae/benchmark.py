@@ -1,11 +1,9 @@
 """The field's benchmark: models and BM3D / CBM3D on the papers' test sets at the papers' noise
 levels, scored the papers' way, with the published figures beside ours.
 
-The convention is KAIR's (the DnCNN, FFDNet and DRUNet authors' code): Gaussian noise of sigma
-15, 25 or 50 (0-255 scale) added to the clean 8-bit image and not clipped, drawn once per image
-from a fixed seed; the denoised output clipped to [0, 1] and quantized to 8 bits before PSNR and
-SSIM. Every method sees the very same noisy images. BM3D's outputs are cached, keyed by set,
-sigma, noise seed and the set's pixels, so a second run (and every other model) reuses them.
+Every method sees the very same noisy images, scored by CONVENTION. BM3D's outputs are cached,
+keyed by set, sigma, noise seed and the set's pixels, so a second run (and every other model)
+reuses them.
 """
 
 import hashlib
@@ -24,6 +22,11 @@ from dae import evaluation
 from dae.data import images, sets
 from dae.errors import ConfigError
 
+CONVENTION = ("KAIR's convention (the DnCNN, FFDNet and DRUNet authors' code): Gaussian noise "
+              "of sigma 15, 25 or 50 (0-255 scale) added to the clean 8-bit image and not "
+              "clipped, drawn once per image from a fixed seed, the same noisy images for every "
+              "method; the denoised output clipped to [0, 1] and quantized to 8 bits before PSNR "
+              "and SSIM.")
 NOISE_SEED = 0  # the same noisy test images for every run, model and baseline
 CACHE_ENV = "DAE_CACHE_DIR"
 FIGURE_SIGMA = 25  # the level the figures show
@@ -214,7 +217,7 @@ def run(states: dict, test_sets: Sequence[TestSet], sigmas: Sequence[int],
                      for sigma in sigmas if sigma in PUBLISHED_SIGMAS}
                  for s in set_names if s in by_set}
         for method, by_set in PUBLISHED.items()}
-    return {"convention": __doc__.split("\n\n")[1].replace("\n", " "),
+    return {"convention": CONVENTION,
             "noise_seed": NOISE_SEED, "sets": set_names, "sigmas": list(sigmas),
             "rows": rows, "published": {m: v for m, v in published.items() if v},
             "seconds": seconds, "figures": figures}
