@@ -162,3 +162,27 @@ def pick_epoch(manager: ocp.CheckpointManager, epoch: Optional[int]) -> int:
             f"--epoch: no checkpoint for epoch {epoch} in {manager.directory}; saved: {listing}"
         )
     return epoch
+
+
+def save_variables(path: Path, variables: dict) -> None:
+    """Writes a model's variables alone (params, batch statistics: no optimizer state) to
+    `path`, a directory orbax creates; one CheckpointError if it cannot."""
+    try:
+        with interrupts.held(), _orbax_errors.absl_logs_off():
+            with ocp.StandardCheckpointer() as checkpointer:
+                checkpointer.save(Path(path).resolve(), variables)
+    except Exception as e:
+        raise CheckpointError(f"cannot write {path} ({_orbax_errors.reason(e)})") from e
+
+
+def restore_variables(path: Path, template: dict, what: str) -> dict:
+    """The variables saved at `path` by save_variables, shaped like `template`; a one-line
+    DamagedCheckpointError naming `what` (e.g. 'the pretrained model grey') if they cannot be
+    read or do not fit."""
+    _orbax_errors.quiet_abandoned_reads()
+    try:
+        with interrupts.held(), ocp.StandardCheckpointer() as checkpointer:
+            return checkpointer.restore(Path(path).resolve(), template)
+    except Exception as e:
+        raise DamagedCheckpointError(
+            f"{what}: {path} is missing or damaged ({_orbax_errors.reason(e, Path(path))})") from e

@@ -97,6 +97,15 @@ def tile_size(text: str) -> int:
     return size
 
 
+def model_name(text: str) -> str:
+    """--name grey: a shipped model's folder name (letters, digits, '-' and '_')."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", text):
+        raise argparse.ArgumentTypeError(f"use letters, digits, - and _ only, got {text!r}")
+    return text
+
+
 def baseline_list(text: str) -> list[str]:
     """--baselines a,b -> ['a', 'b'], 'none' -> [] (names are checked against the registry later)."""
     if text.strip() == "none":

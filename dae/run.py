@@ -60,7 +60,43 @@ def prepare(config: Config, workdir: Path) -> Path:
     if parallel.is_main_process():
         folder.mkdir(parents=True, exist_ok=True)
         config.save(path)
+        record_command(folder)
     return folder
+
+
+COMMANDS_FILE = "commands.log"
+
+
+def record_command(folder: Path) -> None:
+    """Appends to the run folder's commands.log the time, the code's git commit and the
+    command line of this invocation: how the run was made (and resumed)."""
+    import datetime
+    import shlex
+    import subprocess
+    import sys
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, cwd=Path(__file__).parent, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=Path(__file__).parent,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", ""
+    command = shlex.join(["python", "-m", _main_module(), *sys.argv[1:]])
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    line = f"{when}  commit {commit or 'unknown'}{' (modified)' if dirty else ''}  {command}\n"
+    with open(folder / COMMANDS_FILE, "a") as f:
+        f.write(line)
+
+
+def _main_module() -> str:
+    """The module run as `python -m`, as far as Python knows (else the script's name)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return spec.name if spec is not None else Path(sys.argv[0]).name
 
 
 def run_folders(workdir: Path) -> list[str]:

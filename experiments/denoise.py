@@ -2,6 +2,7 @@
 
     python -m experiments.denoise --workdir DIR --model conv IN.png [IN2.png ...] --out OUTDIR
         [--sigma auto | 25/255]
+    python -m experiments.denoise --pretrained NAME IN.png --out OUTDIR   (a shipped model)
 """
 
 import sys
@@ -14,10 +15,13 @@ def parse_args(argv=None):
     p = cli.Parser(prog="python -m experiments.denoise", description=__doc__.splitlines()[0])
     p.add_argument("images", type=Path, nargs="+",
                    help="image files (PNG, JPEG, TIFF, BMP; converted to the model's channels)")
-    p.add_argument("--workdir", type=Path, required=True, help="the workdir of a comparison")
-    p.add_argument("--model", required=True,
-                   help="which model's checkpoint denoises: its spec (e.g. unet:features=12) or "
-                        "its run folder (unet_features=12)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--workdir", type=Path, help="the workdir of a comparison (with --model)")
+    which.add_argument("--pretrained", type=cli.model_name, default=None,
+                       help="a model shipped in checkpoints/ (python -m experiments.export)")
+    p.add_argument("--model", default=None,
+                   help="with --workdir, which model's checkpoint denoises: its spec (e.g. "
+                        "unet:features=12) or its run folder (unet_features=12)")
     p.add_argument("--out", type=Path, required=True, help="where <stem>_denoised.png go (created)")
     p.add_argument("--epoch", type=int, default=None, help="default: the latest")
     p.add_argument("--sigma", type=cli.sigma_or_auto, default=None,
@@ -28,7 +32,10 @@ def parse_args(argv=None):
                    help="denoise images larger than this in tiles of this many px, each with "
                         "32 px of context, in bounded memory (0: whole; default: 512)")
     cli.add_layout_options(p, distributed=False)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if (args.workdir is None) != (args.model is None):
+        p.error("--workdir and --model go together (or give --pretrained NAME alone)")
+    return args
 
 
 def main(argv=None) -> int:
@@ -37,7 +44,8 @@ def main(argv=None) -> int:
     from dae.jobs import denoise  # Imports jax and flax: only once the arguments parse.
 
     written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,
-                                            args.epoch, args.sigma, args.tile or None)
+                                            args.epoch, args.sigma, args.tile or None,
+                                            args.pretrained)
     for source, destination, note in written:
         print(f"{source} -> {destination}" + (f" ({note})" if note else ""))
     for message in errors:

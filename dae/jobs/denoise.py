@@ -96,9 +96,9 @@ def _denoise_file(state, config: Config, path: Path, destination: Path,
     return converted
 
 
-def denoise_files(workdir: Path, model: str, paths: Sequence[Path], out_dir: Path,
-                  epoch: Optional[int] = None, sigma=None,
-                  tile: Optional[int] = DEFAULT_TILE):
+def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence[Path],
+                  out_dir: Path, epoch: Optional[int] = None, sigma=None,
+                  tile: Optional[int] = DEFAULT_TILE, pretrained: Optional[str] = None):
     """Denoises each image file into `out_dir` (created if missing); returns (written, errors).
 
     `sigma`: the noise level a conditional model is told, in [0, 1] units, or 'auto' (the
@@ -106,11 +106,17 @@ def denoise_files(workdir: Path, model: str, paths: Sequence[Path], out_dir: Pat
     it go through in tiles of that many px (dae.tiling; None: whole). written: (input, output,
     note) triples, the note saying what channel conversion was made and what level was
     estimated (or None); errors: one-line messages, one per file that failed. A bad file does
-    not stop the others; a bad workdir, model, epoch, sigma or out_dir raises DaeError.
+    not stop the others; a bad workdir, model, epoch, sigma or out_dir raises DaeError. With
+    `pretrained`, the model is the shipped one of that name (dae.pretrained), not a run's.
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)  # Before the checkpoint load, which takes seconds.
-    config, _, state = run.load_run(workdir, model, epoch)
+    if pretrained is not None:
+        from dae import pretrained as shipped
+
+        config, state = shipped.load(pretrained)
+    else:
+        config, _, state = run.load_run(workdir, model, epoch)
     if sigma is not None and not state.conditional:
         raise DaeError(f"--sigma: model {config.model!r} is blind (trained without a noise "
                        f"level input); leave out --sigma, or use a conditional model "

@@ -1,0 +1,77 @@
+"""Trained models shipped in the repository's checkpoints/: denoise with no training.
+
+A shipped model is a folder `checkpoints/<name>/` holding its run's `config.json`, its
+variables alone (`variables/`: parameters and batch statistics, no optimizer state) and
+`TRAINING.md` (how it was trained: the command, the commit, the training log). `export` makes
+one from any run; `load` reads one back by name.
+"""
+
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from dae import checkpoints, rng, run
+from dae.config import Config
+from dae.errors import CheckpointError
+
+ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
+CONFIG_FILE, VARIABLES, TRAINING = "config.json", "variables", "TRAINING.md"
+
+
+def available(root: Optional[Path] = None) -> list[str]:
+    """The names of the models shipped under `root` (default: ROOT)."""
+    root = Path(root or ROOT)
+    return sorted(p.name for p in Path(root).iterdir() if (p / CONFIG_FILE).is_file()) \
+        if Path(root).is_dir() else []
+
+
+def load(name: str, root: Optional[Path] = None):
+    """(config, train state) of shipped model `name` (under `root`, default ROOT); one line if
+    there is no such model or its files are missing or damaged."""
+    from dae import train
+
+    root = Path(root or ROOT)
+    folder = root / name
+    if not (folder / CONFIG_FILE).is_file():
+        raise CheckpointError(f"--pretrained: no model {name!r} in {root}; shipped: "
+                              f"{', '.join(available(root)) or 'none'}")
+    config = Config.load(folder / CONFIG_FILE)
+    state = train.create_train_state(rng.stream(config.seed, rng.INIT), config)
+    template = {"params": state.params, "batch_stats": state.batch_stats}
+    restored = checkpoints.restore_variables(folder / VARIABLES, template,
+                                             f"--pretrained {name}")
+    return config, state.replace(params=restored["params"],
+                                 batch_stats=restored["batch_stats"])
+
+
+def training_notes(workdir: Path, model: str, epoch: int, log: Optional[Path] = None) -> str:
+    """TRAINING.md: where the model came from, the commands that trained it (with their
+    commits: the run's commands.log) and, if given, the training log."""
+    config = run.load_config(workdir, model)
+    commands = run.model_dir(workdir, config.model) / run.COMMANDS_FILE
+    lines = [f"# {config.model}, epoch {epoch} of {Path(workdir).resolve().name}", "",
+             "Trained by (time, commit, command; resumed runs add a line):", "", "```",
+             commands.read_text().rstrip() if commands.is_file() else "(no commands.log)",
+             "```", ""]
+    if log is not None:
+        lines += ["The training log:", "", "```", Path(log).read_text().rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def export(workdir: Path, model: str, name: str, epoch: Optional[int] = None,
+           log: Optional[Path] = None, root: Optional[Path] = None) -> Path:
+    """Writes model `model` of run `workdir` (at `epoch`, default the latest) as shipped model
+    `name` under `root`, replacing one of that name, with TRAINING.md (training_notes)."""
+    config, epoch, state = run.load_run(workdir, model, epoch)
+    training = training_notes(workdir, model, epoch, log)
+    folder = Path(root or ROOT) / name
+    partial = folder.with_name(f".{name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    config.save(partial / CONFIG_FILE)
+    checkpoints.save_variables(partial / VARIABLES, {"params": state.params,
+                                                      "batch_stats": state.batch_stats})
+    (partial / TRAINING).write_text(training)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return folder

@@ -1,0 +1,78 @@
+"""Shipped models: exported from a run with its variables alone, loaded back by name, used by
+experiments.denoise --pretrained; a missing or damaged one is one line."""
+
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from dae import pretrained, run, train
+from dae.config import Config
+from dae.errors import CheckpointError, DamagedCheckpointError
+from experiments import denoise as denoise_cli
+from experiments import export as export_cli
+
+
+@pytest.fixture(scope="module")
+def shipped(mock_mnist, tmp_path_factory):
+    """A one-epoch conv run and the model exported from it under a root of its own."""
+    root = tmp_path_factory.mktemp("pretrained")
+    train.fit(Config(model="conv", epochs=1, batch_size=64), root / "run", mock_mnist)
+    (root / "train.log").write_text("epoch 1/1 - loss: 0.5\n")
+    export_cli.main(["--workdir", str(root / "run"), "--model", "conv", "--name", "digits",
+                     "--log", str(root / "train.log"), "--root", str(root / "ship")])
+    return root
+
+
+def test_export_ships_the_variables_alone_with_config_and_training_notes(shipped):
+    folder = shipped / "ship" / "digits"
+    assert sorted(p.name for p in folder.iterdir()) == ["TRAINING.md", "config.json", "variables"]
+    notes = (folder / "TRAINING.md").read_text()
+    assert "epoch 1/1 - loss: 0.5" in notes and "python -m" in notes and "commit" in notes
+    _, _, state = run.load_run(shipped / "run", "conv")
+    config, loaded = pretrained.load("digits", shipped / "ship")
+    assert config.model == "conv" and pretrained.available(shipped / "ship") == ["digits"]
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(loaded.params)):
+        np.testing.assert_array_equal(a, b)
+    # No optimizer state shipped: the variables are about the parameters' size.
+    size = sum(p.stat().st_size for p in (folder / "variables").rglob("*") if p.is_file())
+    assert size < 3 * 4 * sum(p.size for p in jax.tree.leaves(state.params)) + 100_000
+
+
+def test_denoise_with_a_shipped_model_is_the_runs_output(shipped, tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "ROOT", shipped / "ship")
+    image = (np.random.default_rng(0).uniform(size=(28, 28)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "x.png")
+    outputs = {}
+    for how in (["--pretrained", "digits"], ["--workdir", str(shipped / "run"), "--model", "conv"]):
+        out = tmp_path / how[0].strip("-")
+        assert denoise_cli.main([*how, str(tmp_path / "x.png"), "--out", str(out)]) == 0
+        outputs[how[0]] = np.asarray(Image.open(out / "x_denoised.png"))
+    np.testing.assert_array_equal(outputs["--pretrained"], outputs["--workdir"])
+
+
+def test_a_missing_or_damaged_shipped_model_is_one_line(shipped, tmp_path):
+    with pytest.raises(CheckpointError, match="--pretrained: no model 'colour' in .*; shipped: "
+                                              "digits"):
+        pretrained.load("colour", shipped / "ship")
+    damaged = tmp_path / "ship"
+    shutil.copytree(shipped / "ship", damaged)
+    for f in (damaged / "digits" / "variables").rglob("*"):
+        if f.is_file() and f.stat().st_size > 1000:
+            f.write_bytes(b"\0" * 100)
+    with pytest.raises(DamagedCheckpointError) as e:
+        pretrained.load("digits", damaged)
+    assert "\n" not in str(e.value) and "--pretrained digits" in str(e.value)
+    shutil.rmtree(damaged / "digits" / "variables")
+    with pytest.raises(DamagedCheckpointError, match="missing or damaged"):
+        pretrained.load("digits", damaged)
+
+
+@pytest.mark.parametrize("argv", [["--workdir", "w"], ["--model", "conv"],
+                                  ["--pretrained", "a", "--workdir", "w"], ["--pretrained", "a/b"]])
+def test_denoise_needs_a_workdir_and_model_or_a_shipped_name(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        denoise_cli.parse_args([*argv, "x.png", "--out", "o"])
+    assert e.value.code == 2 and capsys.readouterr().err.count("\n") == 1
