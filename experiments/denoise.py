@@ -22,12 +22,16 @@ def parse_args(argv=None):
     p.add_argument("--model", default=None,
                    help="with --workdir, which model's checkpoint denoises: its spec (e.g. "
                         "unet:features=12) or its run folder (unet_features=12)")
-    p.add_argument("--out", type=Path, required=True, help="where <stem>_denoised.png go (created)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="where <stem>_denoised.png (or .tif) go (created)")
     p.add_argument("--epoch", type=int, default=None, help="default: the latest")
     p.add_argument("--sigma", type=cli.sigma_or_auto, default=None,
                    help="a conditional model's noise level, e.g. 25/255, or auto: estimated "
                         "from each image (the default for conditional models; blind ones take "
                         "none)")
+    p.add_argument("--out-format", choices=("auto", "png8", "png16", "tiff16"), default="auto",
+                   help="auto (default): a PNG at the input's bit depth (8 or 16); or 8- or "
+                        "16-bit PNG, or 16-bit TIFF")
     p.add_argument("--tile", type=cli.tile_size, default=512,
                    help="denoise images larger than this in tiles of this many px, each with "
                         "32 px of context, in bounded memory (0: whole; default: 512)")
@@ -45,7 +49,7 @@ def main(argv=None) -> int:
 
     written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,
                                             args.epoch, args.sigma, args.tile or None,
-                                            args.pretrained)
+                                            args.pretrained, args.out_format)
     for source, destination, note in written:
         print(f"{source} -> {destination}" + (f" ({note})" if note else ""))
     for message in errors:

@@ -237,3 +237,47 @@ def test_a_bad_tile_is_one_line(tile, tmp_path, capsys):
         denoise_cli.parse_args(["--workdir", str(tmp_path), "--model", "conv", "x.png",
                                 "--out", str(tmp_path), "--tile", tile])
     assert e.value.code == 2 and "--tile" in capsys.readouterr().err
+
+
+def test_16_bit_files_keep_every_bit_in_and_16_bits_out(tmp_path):
+    """A 16-bit RGB PNG (which Pillow would read as 8-bit) and a 16-bit grey TIFF are read
+    exactly, and written back at 16 bits in the same channels and format."""
+    from dae.data import files
+
+    rng = np.random.default_rng(0)
+    rgb16 = rng.integers(0, 65536, (9, 13, 3), dtype=np.uint16)
+    grey16 = rng.integers(0, 65536, (11, 7, 1), dtype=np.uint16)
+    files.write_image(tmp_path / "rgb.png", rgb16 / 65535.0, bits=16)
+    files.write_image(tmp_path / "grey.tif", grey16 / 65535.0, bits=16)
+    np.testing.assert_array_equal(denoise.read_image(tmp_path / "rgb.png"), rgb16)
+    np.testing.assert_array_equal(denoise.read_image(tmp_path / "grey.tif"), grey16)
+    assert denoise.output_bits(rgb16) == 16 and denoise.output_bits(rgb16[..., :1] // 257) == 16
+    assert denoise.output_bits(np.zeros((2, 2, 1), np.uint8)) == 8
+    assert denoise.output_bits(rgb16, "png8") == 8
+    assert denoise.output_path(tmp_path, Path("a/x.tif")).name == "x_denoised.png"
+    assert denoise.output_path(tmp_path, Path("x.png"), "tiff16").name == "x_denoised.tif"
+
+
+def test_a_16_bit_grey_tiff_comes_out_a_16_bit_grey_png_of_its_size(workdir, tmp_path):
+    from dae.data import files
+
+    image = (np.random.default_rng(1).uniform(size=(30, 22, 1)) * 65535).astype(np.uint16)
+    files.write_image(tmp_path / "in.tif", image / 65535.0, bits=16)
+    assert denoise_cli.main(["--workdir", str(workdir), "--model", "conv",
+                             str(tmp_path / "in.tif"), "--out", str(tmp_path / "o")]) == 0
+    out = denoise.read_image(tmp_path / "o" / "in_denoised.png")
+    assert out.dtype == np.uint16 and out.shape == (30, 22, 1)
+    assert len(np.unique(out)) > 256  # more levels than 8 bits hold
+
+
+def test_a_jpeg_with_exif_rotation_is_read_the_right_way_up(tmp_path):
+    upright = np.zeros((20, 40, 3), np.uint8)
+    upright[:, :20] = 255  # white left half
+    # Stored turned 90 degrees anticlockwise, with the EXIF orientation that says to turn it back.
+    stored = Image.fromarray(np.rot90(upright, 1).copy())
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    stored.save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    read = denoise.read_image(tmp_path / "turned.jpg")
+    assert read.shape == (20, 40, 3)
+    assert read[:, :15].mean() > 200 and read[:, 25:].mean() < 50

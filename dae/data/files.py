@@ -1,4 +1,10 @@
-"""Image files: read as uint8/uint16 (H, W, C) arrays, grey or RGB; written as 8-bit PNG."""
+"""Image files: read as uint8/uint16 (H, W, C) arrays, grey or RGB, the right way up; written
+as 8- or 16-bit PNG or 16-bit TIFF.
+
+Pillow reads most files, and turns them by their EXIF orientation; it keeps 16 bits of grey but
+not of colour, so 16-bit colour PNGs go through pypng and TIFFs through tifffile (both keep
+every bit, which Pillow's 8-bit RGB mode would drop).
+"""
 
 from pathlib import Path
 
@@ -13,14 +19,46 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _WIDE_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
+def _png_bit_depth(path: Path) -> int:
+    """A PNG's bits per channel, from its header (IHDR follows the 8-byte signature); 0 if the
+    file is no PNG."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return head[24] if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 else 0
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    import png  # pypng
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    planes = info["planes"]
+    pixels = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(height, width, planes)
+    return pixels[..., :3] if planes >= 3 else pixels[..., :1]  # alpha dropped
+
+
+def _read_tiff(path: Path):
+    """A TIFF of 8- or 16-bit samples as they are; None for other samples (Pillow's then)."""
+    import tifffile
+
+    pixels = np.asarray(tifffile.imread(path))
+    return images.as_hwc(pixels) if pixels.dtype in (np.uint8, np.uint16) else None
+
+
 def read_image(path: Path) -> np.ndarray:
-    """The image at `path` as (H, W, 1 or 3): uint8, or uint16 for 16-bit grey; alpha dropped."""
-    from PIL import Image, UnidentifiedImageError
+    """The image at `path` as (H, W, 1 or 3): uint8, or uint16 for 16-bit files; alpha dropped;
+    turned by its EXIF orientation."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()  # Decoding is lazy: a truncated file fails here, inside the try.
+        tiff = _read_tiff(path) if path.suffix.lower() in (".tif", ".tiff") else None
+        if tiff is not None:
+            return tiff
+        if _png_bit_depth(path) == 16:
+            return _read_png16(path)
+        with Image.open(path) as opened:
+            opened.load()  # Decoding is lazy: a truncated file fails here, inside the try.
+            image = ImageOps.exif_transpose(opened)
             if image.mode in _WIDE_GRAY_MODES:
                 # convert("L") would clip these at 255 rather than scale them.
                 return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)[..., None]
@@ -43,13 +81,32 @@ def read_image(path: Path) -> np.ndarray:
         raise ImageError(f"{path}: cannot read the image ({reason})") from e
 
 
-def write_image(path: Path, image_HWC: np.ndarray) -> None:
-    """Writes float [0, 1] pixels, (H, W, 1) or (H, W, 3), as an 8-bit grey or RGB PNG."""
+FORMATS = {"png8": (".png", 8), "png16": (".png", 16), "tiff16": (".tif", 16)}
+
+
+def write_image(path: Path, image_HWC: np.ndarray, bits: int = 8) -> None:
+    """Writes float [0, 1] pixels, (H, W, 1) or (H, W, 3), as a grey or RGB file of `bits` (8
+    or 16) per channel: TIFF if `path` ends in .tif or .tiff, else PNG."""
     from PIL import Image
 
-    pixels_u8 = images.unit_to_u8(image_HWC)
-    Image.fromarray(pixels_u8[..., 0] if pixels_u8.shape[-1] == 1 else pixels_u8).save(
-        path, format="PNG")
+    path = Path(path)
+    grey = image_HWC.shape[-1] == 1
+    if bits == 8:
+        pixels = images.unit_to_u8(image_HWC)
+    else:
+        pixels = np.round(np.clip(image_HWC, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        tifffile.imwrite(path, pixels[..., 0] if grey else pixels)
+    elif bits == 16 and not grey:
+        import png  # pypng: Pillow has no 16-bit RGB mode
+
+        with open(path, "wb") as f:
+            png.Writer(pixels.shape[1], pixels.shape[0], greyscale=False, bitdepth=16).write(
+                f, pixels.reshape(pixels.shape[0], -1))
+    else:
+        Image.fromarray(pixels[..., 0] if grey else pixels).save(path, format="PNG")
 
 
 def image_files(directory: Path) -> list[Path]:

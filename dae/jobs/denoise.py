@@ -11,10 +11,11 @@ from dae.config import Config
 from dae.data import files, images
 from dae.errors import DaeError, ImageError
 
-OUTPUT_SUFFIX = "_denoised.png"
+OUTPUT_SUFFIX = "_denoised"
+OUT_FORMATS = ("auto", *files.FORMATS)  # auto: PNG at the input's bit depth
 DEFAULT_TILE = 512  # px: larger images go through in tiles (dae.tiling), in bounded memory
 read_image = files.read_image  # (H, W, 1 or 3) uint8 or uint16
-write_image = files.write_image  # float [0, 1] (H, W, 1 or 3) -> 8-bit grey or RGB PNG
+write_image = files.write_image  # float [0, 1] (H, W, 1 or 3) -> grey or RGB PNG or TIFF
 
 
 def as_model_input(image_HWC: np.ndarray, channels: int) -> tuple[np.ndarray, Optional[str]]:
@@ -63,9 +64,19 @@ def denoise_image(state, config: Config, image_HWC: np.ndarray,
                                 state.input_multiple)
 
 
-def output_path(out_dir: Path, path: Path) -> Path:
-    """Where the denoised version of `path` goes: `<out_dir>/<stem>_denoised.png`."""
-    return Path(out_dir) / f"{Path(path).stem}{OUTPUT_SUFFIX}"
+def output_path(out_dir: Path, path: Path, out_format: str = "auto") -> Path:
+    """Where the denoised version of `path` goes: `<out_dir>/<stem>_denoised.png` (.tif for
+    tiff16)."""
+    extension = ".png" if out_format == "auto" else files.FORMATS[out_format][0]
+    return Path(out_dir) / f"{Path(path).stem}{OUTPUT_SUFFIX}{extension}"
+
+
+def output_bits(image: np.ndarray, out_format: str = "auto") -> int:
+    """The bits per channel a denoised file is written with: the input's (8 or 16), or the
+    format's."""
+    if out_format == "auto":
+        return 16 if image.dtype == np.uint16 else 8
+    return files.FORMATS[out_format][1]
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -75,12 +86,14 @@ def _check_out_dir(out_dir: Path) -> None:
 
 
 def _denoise_file(state, config: Config, path: Path, destination: Path,
-                  sigma=None, tile: Optional[int] = DEFAULT_TILE) -> Optional[str]:
+                  sigma=None, tile: Optional[int] = DEFAULT_TILE,
+                  out_format: str = "auto") -> Optional[str]:
     """Reads, denoises and writes one file; ImageError (naming `path`) if any step fails.
 
     Returns what it did besides denoising (a channel conversion, an estimated level), if
     anything."""
-    image_HWC, converted = as_model_input(read_image(path), config.channels)
+    read = read_image(path)
+    image_HWC, converted = as_model_input(read, config.channels)
     level = None
     if state.conditional:
         level, estimated = noise_level(image_HWC, sigma)
@@ -90,7 +103,7 @@ def _denoise_file(state, config: Config, path: Path, destination: Path,
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
     try:
-        write_image(destination, denoised_HWC)
+        write_image(destination, denoised_HWC, output_bits(read, out_format))
     except OSError as e:
         raise ImageError(f"{path}: cannot write {destination} ({e.strerror or e})") from e
     return converted
@@ -98,7 +111,8 @@ def _denoise_file(state, config: Config, path: Path, destination: Path,
 
 def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence[Path],
                   out_dir: Path, epoch: Optional[int] = None, sigma=None,
-                  tile: Optional[int] = DEFAULT_TILE, pretrained: Optional[str] = None):
+                  tile: Optional[int] = DEFAULT_TILE, pretrained: Optional[str] = None,
+                  out_format: str = "auto"):
     """Denoises each image file into `out_dir` (created if missing); returns (written, errors).
 
     `sigma`: the noise level a conditional model is told, in [0, 1] units, or 'auto' (the
@@ -108,6 +122,7 @@ def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence
     estimated (or None); errors: one-line messages, one per file that failed. A bad file does
     not stop the others; a bad workdir, model, epoch, sigma or out_dir raises DaeError. With
     `pretrained`, the model is the shipped one of that name (dae.pretrained), not a run's.
+    `out_format`: OUT_FORMATS; auto writes a PNG at the input's bit depth.
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)  # Before the checkpoint load, which takes seconds.
@@ -128,7 +143,7 @@ def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence
     written: dict[Path, tuple[Path, Optional[str]]] = {}  # output -> (input, note)
     errors: list[str] = []
     for path in map(Path, paths):
-        destination = output_path(out_dir, path)
+        destination = output_path(out_dir, path, out_format)
         try:
             # Two inputs with one stem (a/x.png, b/x.jpg) would silently overwrite each other.
             if destination in written:
@@ -136,7 +151,7 @@ def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence
                                  f"from {written[destination][0]}")
             written[destination] = (path, _denoise_file(state, config, path, destination,
                                                         "auto" if sigma is None else sigma,
-                                                        tile))
+                                                        tile, out_format))
         except ImageError as e:
             errors.append(str(e))
     return [(src, dst, note) for dst, (src, note) in written.items()], errors
