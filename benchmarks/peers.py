@@ -9,6 +9,8 @@ batch of crops, and prints the best ms/step of each and our ratio to each peer (
 faster).
 """
 
+import argparse
+import dataclasses
 import importlib
 import os
 import time
@@ -347,6 +349,18 @@ def ours_photographs_step(config, clean_u8_BHWC):
     return run
 
 
+def precision_list(text: str) -> list[str]:
+    """--precisions float32,bf16 -> ['float32', 'bf16'] (each one of dae.config.PRECISIONS)."""
+    from dae.config import PRECISIONS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PRECISIONS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct comma-separated values of "
+                                         f"{', '.join(PRECISIONS)}, got {text!r}")
+    return names
+
+
 def main(argv=None) -> None:
     # (benchmarks.patches imports this module, through benchmarks.throughput.)
     import jax
@@ -362,13 +376,18 @@ def main(argv=None) -> None:
                    help="timed steps per round (default: 20)")
     p.add_argument("--rounds", type=throughput.positive_int, default=5,
                    help="alternating timing rounds; the best of each is kept (default: 5)")
+    p.add_argument("--precisions", type=precision_list, default=["float32"],
+                   help="ours in these --precision values, e.g. float32,bf16 (default: "
+                        "float32); the peers compute in float32")
     args = p.parse_args(argv)
     dataset = data.load(data.canonical(args.dataset))
     config = patches.natural_config(PHOTOGRAPHS_MODEL, dataset)
     batch_u8 = next(data.TrainBatches(dataset.train, config).epoch(1))
     batch_np = np.asarray(batch_u8)
     sigma = config.noise_model().low
-    runners = {"ours": ours_photographs_step(config, batch_u8)}
+    runners = {f"ours {precision}": ours_photographs_step(
+        dataclasses.replace(config, precision=precision), batch_u8)
+        for precision in args.precisions}
     skipped = {peer: unavailable(peer) for peer in PHOTOGRAPHS_PEERS}
     for peer, build in PHOTOGRAPHS_PEERS.items():
         if skipped[peer]:
@@ -383,10 +402,12 @@ def main(argv=None) -> None:
           f"alternating rounds of {args.steps} steps; "
           f"{'?' if busy is None else f'{busy:.1f}'} busy cores at the start")
     best = time_alternating(runners, args.steps, args.rounds)
+    peers = [name for name in best if name in LABELS]
     for name, ms in best.items():
-        label = "ours (JAX)" if name == "ours" else LABELS[name]
-        ratio = "" if name == "ours" else f"  ours/{label}: {ms / best['ours']:.2f}x"
-        print(f"{label:12s} {ms:8.1f} ms/step{ratio}")
+        label = LABELS.get(name, name)
+        ratios = "" if name in LABELS else "".join(
+            f"  ours/{LABELS[peer]} {best[peer] / ms:.2f}x" for peer in peers)
+        print(f"{label:14s} {ms:8.1f} ms/step{ratios}")
 
 
 if __name__ == "__main__":
