@@ -44,11 +44,10 @@ def test_patch_sampling_benchmark_times_both_variants(capsys):
 def test_peers_times_the_photographs_step_of_ours_and_each_installed_peer(capsys):
     from benchmarks import peers
 
-    assert cli.run(peers.main, ["--steps", "1", "--rounds", "1",
-                                "--precisions", "float32,bf16"]) == 0
+    assert cli.run(peers.main, ["--steps", "1", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     lines = {line.split("  ")[0].strip(): line for line in out.splitlines() if "ms/step" in line}
-    assert {"ours float32", "ours bf16"} <= set(lines)
+    assert "ours float32" in lines
     for peer, label in peers.LABELS.items():
         # An installed peer is timed (its model's parameters checked against ours), and each of
         # ours gets a ratio to it; a missing one is skipped with a note.
