@@ -1,9 +1,16 @@
-"""The peers: the same autoencoders in Keras 3 (TensorFlow backend) and in eager PyTorch.
+"""The peers: the same models in Keras 3 (TensorFlow backend) and in eager PyTorch.
 
-Each is written the way its users write it (stock layers, Adam at lr 1e-3, BCE on logits, the
-library's own training loop or a plain one) and timed over a fixed number of batches of 128.
+Each is written the way its users write it (stock layers, Adam, the library's own training loop
+or a plain one). The paper's autoencoders (BCE on logits, lr 1e-3, batches of 128) are timed by
+benchmarks.throughput. The photographs' model (`unet_res`: MSE, lr 2e-3, 16 crops of 64x64,
+unclipped noise of sigma 25/255 drawn in the step) is timed here: `python -m benchmarks.peers`
+times its training step in ours, PyTorch and Keras side by side, in alternating rounds, on one
+batch of crops, and prints the best ms/step of each and our ratio to each peer (> 1: ours is
+faster).
 """
 
+import argparse
+import dataclasses
 import importlib
 import os
 import time
@@ -14,6 +21,8 @@ import numpy as np
 # The paper's architectures; every implementation is checked against these counts, so that the
 # comparison is between the same models.
 EXPECTED_PARAMS = {"dense": 101_200, "conv": 28_353}
+# The photographs' model (dae.models.ResidualUNet), timed by `main`.
+PHOTOGRAPHS_PARAMS = {"unet_res": 129_553}
 LEARNING_RATE = 1e-3
 INSTALL_HINT = "pip install -e '.[bench]'"
 
@@ -28,10 +37,10 @@ class Timing(NamedTuple):
 
 def check_params(model: str, implementation: str, count: int) -> None:
     """Fails loudly if an implementation's model is not the paper's architecture."""
-    if count != EXPECTED_PARAMS[model]:
+    expected = {**EXPECTED_PARAMS, **PHOTOGRAPHS_PARAMS}[model]
+    if count != expected:
         raise AssertionError(
-            f"{implementation} {model} has {count:,} parameters, expected {EXPECTED_PARAMS[model]:,}"
-        )
+            f"{implementation} {model} has {count:,} parameters, expected {expected:,}")
 
 
 def first_batches(images: np.ndarray, num_batches: int, batch_size: int) -> np.ndarray:
@@ -190,3 +199,220 @@ def unavailable(peer: str) -> Optional[str]:
     except ImportError as e:
         return f"{e.name or peer} not installed: skipping {LABELS[peer]} peer ({INSTALL_HINT})"
     return None
+
+
+# The photographs' model, dae.models.ResidualUNet: a U-Net of `levels` poolings (features,
+# 2 * features, ...), two 3x3 relu convolutions a block, 2x2 max pooling, 3x3 stride-2
+# transposed convolutions up, skips by concatenation, and a 1x1 convolution that predicts the
+# noise, taken off the noisy input.
+PHOTOGRAPHS_MODEL = "unet_res"
+UNET_FEATURES, UNET_LEVELS = 16, 2
+
+
+def keras_unet_res(keras, sigma: float, channels: int = 1):
+    """ResidualUNet as a functional keras.Model of clean images: a GaussianNoise layer draws the
+    noise in every training step (none at inference), and the output is the denoised image."""
+    layers = keras.layers
+
+    def block(width, h):
+        for _ in range(2):
+            h = layers.Conv2D(width, 3, padding="same", activation="relu")(h)
+        return h
+
+    widths = [UNET_FEATURES * 2**level for level in range(UNET_LEVELS)]
+    clean = keras.Input((None, None, channels))
+    noisy = layers.GaussianNoise(sigma)(clean)
+    skips, h = [], noisy
+    for width in widths:
+        skips.append(block(width, h))
+        h = layers.MaxPooling2D(2)(skips[-1])
+    h = block(2 * widths[-1], h)
+    for width, skip in zip(reversed(widths), reversed(skips)):
+        h = layers.Conv2DTranspose(width, 3, strides=2, padding="same", activation="relu")(h)
+        h = block(width, layers.Concatenate()([h, skip]))
+    noise = layers.Conv2D(channels, 1)(h)
+    return keras.Model(clean, layers.Subtract()([noisy, noise]))
+
+
+def torch_unet_res(channels: int = 1):
+    """ResidualUNet as an nn.Module on NCHW noisy images that outputs the denoised image."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    def block(in_width, width):
+        return nn.Sequential(nn.Conv2d(in_width, width, 3, padding=1), nn.ReLU(),
+                             nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+
+    class ResidualUNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            widths = [UNET_FEATURES * 2**level for level in range(UNET_LEVELS)]
+            self.down = nn.ModuleList(block(w_in, w) for w_in, w in zip([channels, *widths],
+                                                                        widths))
+            self.bottom = block(widths[-1], 2 * widths[-1])
+            # padding=1, output_padding=1: H -> 2H, like Keras's and flax's 'same' at stride 2.
+            self.up = nn.ModuleList(nn.ConvTranspose2d(2 * w, w, 3, stride=2, padding=1,
+                                                       output_padding=1)
+                                    for w in reversed(widths))
+            self.up_blocks = nn.ModuleList(block(2 * w, w) for w in reversed(widths))
+            self.out = nn.Conv2d(widths[0], channels, 1)
+
+        def forward(self, noisy):
+            skips, h = [], noisy
+            for down in self.down:
+                skips.append(down(h))
+                h = F.max_pool2d(skips[-1], 2)
+            h = self.bottom(h)
+            for up, up_block, skip in zip(self.up, self.up_blocks, reversed(skips)):
+                h = up_block(torch.cat([F.relu(up(h)), skip], dim=1))
+            return noisy - self.out(h)
+
+    return ResidualUNet()
+
+
+def keras_photographs_step(clean_u8_BHWC: np.ndarray, *, sigma: float, learning_rate: float,
+                           seed: int):
+    """run(steps): `steps` Keras training steps on the batch (model.fit over one epoch of that
+    many copies of it; TensorFlow's graph with oneDNN, as Keras runs on a CPU)."""
+    keras = _import_keras()
+    keras.utils.set_random_seed(seed)
+    clean = clean_u8_BHWC.astype("float32") / 255.0
+    model = keras_unet_res(keras, sigma, clean.shape[-1])
+    check_params(PHOTOGRAPHS_MODEL, "keras", model.count_params())
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+
+    def run(steps):
+        x = np.concatenate([clean] * steps)
+        model.fit(x, x, batch_size=len(clean), epochs=1, shuffle=False, verbose=0)
+
+    return run
+
+
+def torch_photographs_step(clean_u8_BHWC: np.ndarray, *, sigma: float, learning_rate: float,
+                           seed: int):
+    """run(steps): `steps` eager PyTorch training steps on the batch, fresh noise each."""
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(seed)
+    clean_u8 = torch.from_numpy(clean_u8_BHWC.transpose(0, 3, 1, 2).copy())  # NCHW
+    model = torch_unet_res(clean_u8.shape[1])
+    check_params(PHOTOGRAPHS_MODEL, "torch", sum(p.numel() for p in model.parameters()))
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+
+    def run(steps):
+        for _ in range(steps):
+            clean = clean_u8.float() / 255.0
+            noisy = clean + sigma * torch.randn_like(clean)
+            optimizer.zero_grad()
+            F.mse_loss(model(noisy), clean).backward()
+            optimizer.step()
+
+    return run
+
+
+PHOTOGRAPHS_PEERS = {"torch": torch_photographs_step, "keras": keras_photographs_step}
+
+
+def time_alternating(runners: dict, steps: int, rounds: int, warmup_steps: int = 2) -> dict:
+    """Best milliseconds per step of each runner (run(steps) runs and waits for `steps` steps),
+    over `rounds` rounds in which each runs in turn."""
+    best = {name: float("inf") for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            run(warmup_steps)  # (the first round also builds or compiles)
+            start = time.perf_counter()
+            run(steps)
+            best[name] = min(best[name], (time.perf_counter() - start) / steps * 1e3)
+    return best
+
+
+def ours_photographs_step(config, clean_u8_BHWC):
+    """run(steps): `steps` of dae.train.make_train_step's steps on the batch (a Python loop over
+    the jitted, donated step, as dae.train.fit runs it on a CPU), noise drawn in the step."""
+    import jax
+
+    from dae import models, rng, train
+
+    step_fn = train.make_train_step(config)
+    noise_key = rng.stream(config.seed, rng.NOISE)
+    holder = [train.create_train_state(rng.stream(config.seed, rng.INIT), config)]
+    check_params(PHOTOGRAPHS_MODEL, "ours", models.count_params(holder[0].params))
+
+    def run(steps):
+        state = holder[0]
+        for _ in range(steps):
+            state, _ = step_fn(state, clean_u8_BHWC, noise_key)
+        holder[0] = jax.block_until_ready(state)
+
+    return run
+
+
+def precision_list(text: str) -> list[str]:
+    """--precisions float32,bf16 -> ['float32', 'bf16'] (each one of dae.config.PRECISIONS)."""
+    from dae.config import PRECISIONS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PRECISIONS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct comma-separated values of "
+                                         f"{', '.join(PRECISIONS)}, got {text!r}")
+    return names
+
+
+def main(argv=None) -> None:
+    # (benchmarks.patches imports this module, through benchmarks.throughput.)
+    import jax
+
+    from benchmarks import patches, throughput
+    from dae import cli, data
+
+    p = cli.Parser(prog="python -m benchmarks.peers",
+                   description="the photographs' training step: ours, PyTorch's and Keras's "
+                               "ms/step, side by side in alternating rounds")
+    p.add_argument("--dataset", default="skimage")
+    p.add_argument("--steps", type=throughput.positive_int, default=20,
+                   help="timed steps per round (default: 20)")
+    p.add_argument("--rounds", type=throughput.positive_int, default=5,
+                   help="alternating timing rounds; the best of each is kept (default: 5)")
+    p.add_argument("--precisions", type=precision_list, default=["float32"],
+                   help="ours in these --precision values, e.g. float32,bf16 (default: "
+                        "float32); the peers compute in float32")
+    args = p.parse_args(argv)
+    dataset = data.load(data.canonical(args.dataset))
+    config = patches.natural_config(PHOTOGRAPHS_MODEL, dataset)
+    batch_u8 = next(data.TrainBatches(dataset.train, config).epoch(1))
+    batch_np = np.asarray(batch_u8)
+    sigma = config.noise_model().low
+    runners = {f"ours {precision}": ours_photographs_step(
+        dataclasses.replace(config, precision=precision), batch_u8)
+        for precision in args.precisions}
+    skipped = {peer: unavailable(peer) for peer in PHOTOGRAPHS_PEERS}
+    for peer, build in PHOTOGRAPHS_PEERS.items():
+        if skipped[peer]:
+            print(skipped[peer])
+        else:
+            runners[peer] = build(batch_np, sigma=sigma, learning_rate=config.learning_rate,
+                                  seed=config.seed)
+    busy = throughput.busy_cores()
+    print(f"{PHOTOGRAPHS_MODEL} on {dataset.spec}: batch {config.batch_size} of "
+          f"{config.patch_size}x{config.patch_size}x{config.channels} crops, MSE, Adam lr "
+          f"{config.learning_rate:g}; ours on {jax.default_backend()}; best of {args.rounds} "
+          f"alternating rounds of {args.steps} steps; "
+          f"{'?' if busy is None else f'{busy:.1f}'} busy cores at the start")
+    best = time_alternating(runners, args.steps, args.rounds)
+    peers = [name for name in best if name in LABELS]
+    for name, ms in best.items():
+        label = LABELS.get(name, name)
+        ratios = "" if name in LABELS else "".join(
+            f"  ours/{LABELS[peer]} {best[peer] / ms:.2f}x" for peer in peers)
+        print(f"{label:14s} {ms:8.1f} ms/step{ratios}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from dae import cli
+
+    sys.exit(cli.run(main))

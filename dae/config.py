@@ -17,6 +17,7 @@ from typing import Mapping, NamedTuple, Optional
 from dae.errors import ConfigError
 
 LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
+PRECISIONS = ("float32", "bf16")
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -80,6 +81,9 @@ class Config:
     self_ensemble: bool = _field(False, "denoise (validation, evaluate, sweep, denoise) with the "
                                         "mean over the 8 flips and rotations of the input (8x the "
                                         "inference); training is unchanged")
+    precision: str = _field("float32", "float32, or bf16: the training step computes in "
+                                       "bfloat16, parameters and optimizer state stay float32 "
+                                       "(for accelerators; it changes the numbers)")
 
     def __post_init__(self):
         for field in ("image_size", "train_scales"):
@@ -241,6 +245,8 @@ def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
           f"must be a finite number >= 0 (0: Adam, > 0: AdamW), got {c.weight_decay}")
     check(c.grad_clip is None or 0 <= c.grad_clip < math.inf, "grad_clip",
           f"must be a finite global norm > 0 (0: no clipping), got {c.grad_clip}")
+    check(c.precision in PRECISIONS, "precision",
+          f"unknown precision {c.precision!r}; choose from {', '.join(PRECISIONS)}")
     check(c.train_examples is None or c.train_examples >= 1, "train_examples",
           f"must be a positive integer, got {c.train_examples}")
     check(c.patch_size is None or c.patch_size >= 1, "patch_size",

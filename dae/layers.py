@@ -2,13 +2,60 @@
 
 XLA:CPU runs plain stride-1 convolutions (forward and both gradients) well, but not the gradients
 of `lax.conv_transpose` (an lhs-dilated convolution) nor the `select_and_scatter` gradient of
-`nn.max_pool` (see jax-ml/jax#23783). The layers here rewrite those two into forms it runs well;
-tests/test_layers.py checks outputs and gradients against `nn.ConvTranspose` and `nn.max_pool`.
+`nn.max_pool` (see jax-ml/jax#23783), and it sums a bias's gradient over the batch and the image
+(a reduction it splits into slow reduce-windows) several times slower than one matrix-vector
+product. The layers here rewrite those into forms it runs well (docs/performance.md has the
+figures); tests/test_layers.py checks outputs and gradients against `nn.Conv`,
+`nn.ConvTranspose` and `nn.max_pool`.
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from jax import lax
+
+
+@jax.custom_vjp
+def add_bias(x_BHWC: jnp.ndarray, bias_C: jnp.ndarray) -> jnp.ndarray:
+    """`x_BHWC + bias_C`, whose gradient sums the cotangent over B, H and W as ones @ (BHW, C)."""
+    return x_BHWC + bias_C.reshape(1, 1, 1, -1)
+
+
+def _add_bias_fwd(x_BHWC, bias_C):
+    return add_bias(x_BHWC, bias_C), None
+
+
+def _add_bias_bwd(_, cotangent_BHWC):
+    C = cotangent_BHWC.shape[-1]
+    rows_NC = cotangent_BHWC.reshape(-1, C)
+    # Summed in float32 whatever the compute dtype (bfloat16: 65,536 rows a 64x64 batch).
+    sum_C = jnp.dot(jnp.ones(rows_NC.shape[0], rows_NC.dtype), rows_NC,
+                    preferred_element_type=jnp.float32)
+    return cotangent_BHWC, sum_C.astype(rows_NC.dtype)
+
+
+add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
+
+
+class Conv(nn.Module):
+    """`nn.Conv(features, (k, k), padding='SAME')`: the same convolution, parameters and init,
+    with its bias added by `add_bias`. Named Conv, so flax names its instances (and their
+    parameters) as it names nn.Conv's."""
+
+    features: int
+    kernel_size: tuple[int, int] = (3, 3)
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x_BHWC: jnp.ndarray) -> jnp.ndarray:
+        C, F = x_BHWC.shape[-1], self.features
+        kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, C, F))
+        bias = self.param("bias", self.bias_init, (F,))
+        x_BHWC, kernel, bias = nn.dtypes.promote_dtype(x_BHWC, kernel, bias)  # as flax layers do
+        y_BHWF = lax.conv_general_dilated(x_BHWC, kernel, window_strides=(1, 1), padding="SAME",
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return add_bias(y_BHWF, bias)
 
 
 def max_pool_2x2(x_BHWC: jnp.ndarray) -> jnp.ndarray:

@@ -154,7 +154,7 @@ class UNet(nn.Module):
                  level_B: Optional[jnp.ndarray] = None) -> jnp.ndarray:
         def block(features, h):
             for _ in range(2):
-                h = nn.relu(nn.Conv(features, (3, 3), padding="SAME")(h))
+                h = nn.relu(layers.Conv(features)(h))
             return h
 
         widths = [self.features * 2**level for level in range(self.levels)]
@@ -166,7 +166,7 @@ class UNet(nn.Module):
         for width, skip in zip(reversed(widths), reversed(skips)):
             h = nn.relu(layers.ConvTranspose3x3s2(width)(h))
             h = block(width, jnp.concatenate([h, skip], axis=-1))
-        out_BHWC = nn.Conv(x_BHWC.shape[-1], (1, 1))(h)
+        out_BHWC = layers.Conv(x_BHWC.shape[-1], (1, 1))(h)
         return residual_base(x_BHWC, self.logits) - out_BHWC if self.residual else out_BHWC
 
 

@@ -3,12 +3,15 @@ epoch: the training and validation losses, PSNR, SSIM, the learning rate, and a 
 noisy and denoised validation images. `tensorboard --logdir WORKDIR` shows every run beside the
 others (each model, and each seed of a run of several)."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from dae import evaluation
 from dae.data import images, tfds_source
+
+log = logging.getLogger(__name__)
 
 NUM_IMAGES = 4  # validation images in the grid
 _GAP = 2  # pixels of grey between the grid's cells
@@ -37,13 +40,16 @@ class Writer:
     it as a context manager, so that it is flushed and closed however the run ends.
 
     The event file is opened with the first epoch written: a run that only restores its
-    checkpoints writes none (and does not import TensorFlow, ~3 s)."""
+    checkpoints writes none (and does not import TensorFlow, ~3 s). Where TensorFlow is not
+    installed (an accelerator's environment may lack it) the run trains without events, after
+    one warning."""
 
     def __init__(self, run_dir: Path, validation: evaluation.Validation, loss: str):
         self._run_dir = Path(run_dir)
         self._shown = validation.take(NUM_IMAGES)
         self._loss = loss
         self._writer = None
+        self._unavailable = False
 
     def __enter__(self) -> "Writer":
         return self
@@ -53,8 +59,15 @@ class Writer:
             self._writer.close()
 
     def _open(self):
-        if self._writer is None:
-            tfds_source.import_tensorflow()  # Quietly, and off the accelerators, before flax imports it.
+        """The event file's writer, or None where TensorFlow is not installed."""
+        if self._writer is None and not self._unavailable:
+            try:
+                tfds_source.import_tensorflow()  # Quietly, and off the accelerators, before flax imports it.
+            except ImportError:
+                self._unavailable = True
+                log.warning(f"TensorFlow is not installed: no TensorBoard events for "
+                            f"{self._run_dir} (pip install tensorflow-cpu writes them)")
+                return None
             from flax.metrics import tensorboard
 
             self._writer = tensorboard.SummaryWriter(self._run_dir, auto_flush=False)
@@ -69,6 +82,8 @@ class Writer:
         if self._loss != "mse":
             scalars["val/mse"] = record["val_mse"]
         writer = self._open()
+        if writer is None:
+            return
         for tag, value in scalars.items():
             writer.scalar(tag, value, epoch)
         writer.image("val/clean_noisy_denoised", self._images(state), epoch, max_outputs=1)

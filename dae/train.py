@@ -22,15 +22,21 @@ from dae.errors import DivergenceError
 log = logging.getLogger(__name__)
 
 
+# Config.precision -> the dtype the training step computes in (parameters stay float32).
+COMPUTE_DTYPES = {"float32": jnp.float32, "bf16": jnp.bfloat16}
+
+
 class TrainState(train_state.TrainState):
     """Flax's TrainState, plus batch-norm statistics (an empty dict for models without them) and
-    how to run and read the model: its loss (logits with bce, pixels otherwise), the multiple its
-    input height and width must be (dae.models.input_multiple), whether it is told the noise
-    level (dae.models.conditional) and whether it denoises as a geometric self-ensemble
+    how to run and read the model: its loss (logits with bce, pixels otherwise), the precision
+    the training step computes in (dae.config.PRECISIONS), the multiple its input height and
+    width must be (dae.models.input_multiple), whether it is told the noise level
+    (dae.models.conditional) and whether it denoises as a geometric self-ensemble
     (dae.evaluation)."""
 
     batch_stats: Any = None
     loss: str = struct.field(pytree_node=False, default="bce")
+    precision: str = struct.field(pytree_node=False, default="float32")
     input_multiple: int = struct.field(pytree_node=False, default=1)
     self_ensemble: bool = struct.field(pytree_node=False, default=False)
     conditional: bool = struct.field(pytree_node=False, default=False)
@@ -76,6 +82,7 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
         apply_fn=model.apply, params=variables["params"],
         tx=optimizer(config, steps_per_epoch),
         batch_stats=variables.get("batch_stats", {}), loss=config.loss,
+        precision=config.precision,
         input_multiple=model.input_multiple,
         self_ensemble=config.self_ensemble, conditional=conditional,
     )
@@ -87,8 +94,14 @@ def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array, level
     """The mean loss of the reconstruction, in training mode (batch norm uses the batch); a
     conditional model is told each image's noise level `level_B`.
 
-    Returns (loss, (outputs, the batch statistics updated by this batch)).
+    Returns (loss, (outputs, the batch statistics updated by this batch)). With
+    state.precision bf16 the model computes on bfloat16 copies of the parameters and the input
+    (their gradients come back to the float32 parameters); the loss is taken in float32.
     """
+    dtype = COMPUTE_DTYPES[state.precision]
+    if dtype != jnp.float32:
+        params = jax.tree.map(lambda p: p.astype(dtype), params)
+        noisy = noisy.astype(dtype)
     # Padded to the multiple the model needs (a deeper U-Net on MNIST's 28x28) and cropped
     # back, as evaluation does; a no-op for the sizes the models were built for.
     H, W = noisy.shape[1:3]
@@ -97,7 +110,7 @@ def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array, level
         models.pad_to_multiple(noisy, state.input_multiple), train=True,
         mutable=["batch_stats"], **state.level_input(level_B),
     )
-    outputs = outputs[:, :H, :W]
+    outputs = outputs[:, :H, :W].astype(jnp.float32)
     loss = metrics.LOSSES[state.loss](outputs, clean).mean()
     return loss, (outputs, updates.get("batch_stats", {}))
 

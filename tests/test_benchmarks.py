@@ -39,3 +39,27 @@ def test_patch_sampling_benchmark_times_both_variants(capsys):
     assert cli.run(patches.main, ["--steps", "1", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "step alone" in out and "of the step alone's steps per second" in out
+
+
+def test_peers_times_the_photographs_step_of_ours_and_each_installed_peer(capsys):
+    from benchmarks import peers
+
+    assert cli.run(peers.main, ["--steps", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split("  ")[0].strip(): line for line in out.splitlines() if "ms/step" in line}
+    assert "ours float32" in lines
+    for peer, label in peers.LABELS.items():
+        # An installed peer is timed (its model's parameters checked against ours), and each of
+        # ours gets a ratio to it; a missing one is skipped with a note.
+        assert (label in lines) == (peers.unavailable(peer) is None)
+        assert (f"ours/{label}" in lines["ours float32"]) == (label in lines)
+
+
+def test_peers_rejects_an_unknown_precision(capsys):
+    from benchmarks import peers
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(peers.main, ["--precisions", "fp16"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--precisions" in err and "float32, bf16" in err and "Traceback" not in err

@@ -18,7 +18,8 @@ def test_every_flagged_config_field_is_a_compare_option_and_reads_back():
               "seed": 4, "train_examples": 100, "dataset": "skimage", "channels": 3,
               "patch_size": 32, "patches_per_epoch": 64, "train_scales": (1.0, 0.5),
               "crop_candidates": 2, "loss": "mse", "clip_noise": False, "lr_schedule": "cosine",
-              "warmup_epochs": 1, "weight_decay": 0.1, "grad_clip": 1.0, "self_ensemble": True}
+              "warmup_epochs": 1, "weight_decay": 0.1, "grad_clip": 1.0, "self_ensemble": True,
+              "precision": "bf16"}
     assert {f.name for f in fields} == set(values)  # a new field gets a flag, and a test value
     argv = []
     for name, value in values.items():
@@ -42,6 +43,14 @@ def test_checks_that_need_the_data_wait_for_it_and_then_apply():
     assert error.value.option == "--crop-candidates" and "32x32 images" in error.value.problem
     with pytest.raises(ConfigError, match="--batch-size: 128 is larger than the training set"):
         validate(Config(), DataInfo((28, 28), 100))
+
+
+def test_an_unknown_precision_is_a_one_line_error_naming_the_option_and_the_choices():
+    with pytest.raises(ConfigError) as error:
+        validate(Config(precision="fp16"))
+    assert error.value.option == "--precision" and "'fp16'" in error.value.problem
+    assert "float32, bf16" in error.value.problem
+    assert validate(Config(precision="bf16")).precision == "bf16"
 
 
 def test_importing_training_loads_neither_the_baselines_libraries_nor_tensorflow():

@@ -49,3 +49,46 @@ def test_max_pool_matches_flax_outputs_and_gradients(shape):
 def test_max_pool_rejects_odd_sizes():
     with pytest.raises(ValueError, match="even"):
         layers.max_pool_2x2(jnp.zeros((1, 5, 4, 1)))
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (3, 5, 6, 16)])
+@pytest.mark.parametrize("features, kernel_size", [(16, (3, 3)), (1, (1, 1))])
+def test_conv_matches_flax_outputs_and_gradients(shape, features, kernel_size):
+    stock = nn.Conv(features, kernel_size, padding="SAME")
+    ours = layers.Conv(features, kernel_size)
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(0), shape, jnp.float64)
+        params = stock.init(jax.random.key(1), x)
+        params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
+        y_stock, y_ours = stock.apply(params, x), ours.apply(params, x)
+        np.testing.assert_allclose(y_ours, y_stock, rtol=1e-12, atol=1e-12)
+        cotangent = jax.random.normal(jax.random.key(2), y_stock.shape, jnp.float64)
+        grads_stock = jax.vjp(stock.apply, params, x)[1](cotangent)
+        grads_ours = jax.vjp(ours.apply, params, x)[1](cotangent)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12),
+                     grads_ours, grads_stock)
+
+
+def test_conv_initializes_and_is_named_like_flax():
+    class Two(nn.Module):
+        conv: type
+
+        @nn.compact
+        def __call__(self, x):
+            return self.conv(4)(self.conv(4)(x))
+
+    stock_conv = lambda features: nn.Conv(features, (3, 3), padding="SAME")
+    x = jnp.zeros((1, 8, 8, 2))
+    stock = Two(stock_conv).init(jax.random.key(3), x)
+    ours = Two(layers.Conv).init(jax.random.key(3), x)
+    assert set(ours["params"]) == {"Conv_0", "Conv_1"}
+    jax.tree.map(np.testing.assert_array_equal, ours, stock)
+
+
+def test_add_bias_sums_its_gradient_in_float32_for_bfloat16():
+    # 4096 rows of 1.0 + 2**-8: a bfloat16 running sum stops growing long before 4096.
+    cotangent = jnp.full((4, 32, 32, 2), 1.0 + 2.0**-8, jnp.bfloat16)
+    bias_grad = jax.vjp(layers.add_bias, jnp.zeros_like(cotangent),
+                        jnp.zeros(2, jnp.bfloat16))[1](cotangent)[1]
+    assert bias_grad.dtype == jnp.bfloat16
+    np.testing.assert_allclose(bias_grad.astype(np.float32), 4096 * (1 + 2**-8), rtol=2**-7)

@@ -1,6 +1,8 @@
 """TensorBoard event files of each run, read back with TensorBoard's own reader."""
 
 import io
+import logging
+import sys
 
 import numpy as np
 import pytest
@@ -68,3 +70,15 @@ def test_the_image_grid_pads_cells_of_several_sizes():
     np.testing.assert_array_equal(grid[2:, :3], 0.0)  # padding: black
     np.testing.assert_array_equal(grid[:, 3:5], 0.5)  # the gap: grey
     np.testing.assert_array_equal(grid[:, 5:7], 0.25)
+
+
+def test_without_tensorflow_a_run_trains_without_events_after_one_warning(
+        mock_mnist, tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` raises ImportError
+    config = Config(model="dense", epochs=2, batch_size=64)
+    with caplog.at_level(logging.WARNING, logger="dae.tensorboard"):
+        history, _ = train.fit(config, tmp_path, mock_mnist)
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert not list((tmp_path / "dense").glob("**/events.out.tfevents*"))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "dae.tensorboard"]
+    assert len(warnings) == 1 and "TensorFlow is not installed" in warnings[0]

@@ -294,3 +294,27 @@ def test_pixel_losses_train_a_residual_model_whose_outputs_are_pixels(loss, mock
         state, m = step(state, mock_mnist.train.pixels_u8[:32], jax.random.key(1))
         losses.append(float(m["loss"]))
     assert losses[-1] < losses[0]
+
+
+def test_bf16_precision_computes_in_bfloat16_and_keeps_float32_parameters(mock_mnist):
+    batch = mock_mnist.train.pixels_u8[:16]
+    results = {}
+    for precision in ("float32", "bf16"):
+        config = Config(model="unet", batch_size=16, precision=precision)
+        state = train.create_train_state(jax.random.key(0), config)
+        assert state.precision == precision
+        hlo = jax.jit(functools.partial(train.train_step, noise_model=config.noise_model())
+                      ).lower(state, batch, jax.random.key(1)).as_text()
+        assert ("bf16" in hlo) == (precision == "bf16")
+        step = train.make_train_step(config)
+        losses = []
+        for _ in range(6):
+            state, m = step(state, batch, jax.random.key(1))
+            losses.append(float(m["loss"]))
+        assert {p.dtype for p in jax.tree.leaves((state.params, state.opt_state))
+                if jnp.issubdtype(p.dtype, jnp.floating)} == {jnp.dtype(jnp.float32)}
+        assert losses[-1] < losses[0]
+        results[precision] = losses
+    # The same steps in two precisions: close, not the same numbers.
+    assert results["bf16"] != results["float32"]
+    np.testing.assert_allclose(results["bf16"], results["float32"], rtol=0.05)
