@@ -49,3 +49,20 @@ def test_max_pool_matches_flax_outputs_and_gradients(shape):
 def test_max_pool_rejects_odd_sizes():
     with pytest.raises(ValueError, match="even"):
         layers.max_pool_2x2(jnp.zeros((1, 5, 4, 1)))
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_pixel_unshuffle_puts_each_block_in_the_channels_and_shuffle_inverts_it(factor):
+    x = jax.random.normal(jax.random.key(0), (2, 3 * factor, 2 * factor, 5))
+    y = np.asarray(layers.pixel_unshuffle(x, factor))
+    assert y.shape == (2, 3, 2, factor * factor * 5)
+    x = np.asarray(x)
+    for p in range(factor):
+        for q in range(factor):
+            channels = slice((p * factor + q) * 5, (p * factor + q + 1) * 5)
+            np.testing.assert_array_equal(y[..., channels], x[:, p::factor, q::factor])
+    np.testing.assert_array_equal(layers.pixel_shuffle(y, factor), x)
+    with pytest.raises(ValueError, match="divisible by 2, got 3x4"):
+        layers.pixel_unshuffle(jnp.zeros((1, 3, 4, 1)))
+    with pytest.raises(ValueError, match="channels divisible by 4, got 3"):
+        layers.pixel_shuffle(jnp.zeros((1, 2, 2, 3)))
