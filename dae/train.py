@@ -63,7 +63,10 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
     state's layout, so a template for restoring a checkpoint can leave it out.
     """
     model = models.get(config.model, logits=config.loss == "bce")
-    variables = model.init(key, jnp.zeros((1, *config.image_shape), jnp.float32))
+    # At the padded size the step feeds it (a model whose multiple the image size is not).
+    zeros = models.pad_to_multiple(jnp.zeros((1, *config.image_shape), jnp.float32),
+                                   model.input_multiple)
+    variables = model.init(key, zeros)
     state = TrainState.create(
         apply_fn=model.apply, params=variables["params"],
         tx=optimizer(config, steps_per_epoch),
