@@ -124,3 +124,25 @@ class ConvTranspose3x3s2(nn.Module):
         )
         y_BHWF = y_BHW4F.reshape(B, H, W, 2, 2, F).transpose(0, 1, 3, 2, 4, 5)
         return y_BHWF.reshape(B, 2 * H, 2 * W, F) + bias.reshape(1, 1, 1, F)
+
+
+def pixel_unshuffle(x_BHWC: jnp.ndarray, factor: int = 2) -> jnp.ndarray:
+    """Space-to-depth: (B, H, W, C) -> (B, H/f, W/f, f*f*C), channels ordered (row, column, c)."""
+    B, H, W, C = x_BHWC.shape
+    if H % factor or W % factor:
+        raise ValueError(f"pixel_unshuffle by {factor} needs height and width divisible by "
+                         f"{factor}, got {H}x{W}")
+    x_BhpwqC = x_BHWC.reshape(B, H // factor, factor, W // factor, factor, C)
+    return x_BhpwqC.transpose(0, 1, 3, 2, 4, 5).reshape(B, H // factor, W // factor,
+                                                        factor * factor * C)
+
+
+def pixel_shuffle(x_BHWC: jnp.ndarray, factor: int = 2) -> jnp.ndarray:
+    """Depth-to-space, the inverse of `pixel_unshuffle`: (B, H, W, f*f*C) -> (B, fH, fW, C)."""
+    B, H, W, C4 = x_BHWC.shape
+    if C4 % (factor * factor):
+        raise ValueError(f"pixel_shuffle by {factor} needs channels divisible by "
+                         f"{factor * factor}, got {C4}")
+    C = C4 // (factor * factor)
+    x_BhwpqC = x_BHWC.reshape(B, H, W, factor, factor, C)
+    return x_BhwpqC.transpose(0, 1, 3, 2, 4, 5).reshape(B, H * factor, W * factor, C)

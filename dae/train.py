@@ -76,7 +76,10 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
     """
     model = models.get(config.model, logits=config.loss == "bce")
     conditional = models.conditional(config.model)
-    variables = model.init(key, jnp.zeros((1, *config.image_shape), jnp.float32),
+    # At the padded size the step feeds it (a model whose multiple the image size is not).
+    zeros = models.pad_to_multiple(jnp.zeros((1, *config.image_shape), jnp.float32),
+                                   model.input_multiple)
+    variables = model.init(key, zeros,
                            **({"level_B": jnp.zeros((1,), jnp.float32)} if conditional else {}))
     state = TrainState.create(
         apply_fn=model.apply, params=variables["params"],

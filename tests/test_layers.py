@@ -92,3 +92,20 @@ def test_add_bias_sums_its_gradient_in_float32_for_bfloat16():
                         jnp.zeros(2, jnp.bfloat16))[1](cotangent)[1]
     assert bias_grad.dtype == jnp.bfloat16
     np.testing.assert_allclose(bias_grad.astype(np.float32), 4096 * (1 + 2**-8), rtol=2**-7)
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_pixel_unshuffle_puts_each_block_in_the_channels_and_shuffle_inverts_it(factor):
+    x = jax.random.normal(jax.random.key(0), (2, 3 * factor, 2 * factor, 5))
+    y = np.asarray(layers.pixel_unshuffle(x, factor))
+    assert y.shape == (2, 3, 2, factor * factor * 5)
+    x = np.asarray(x)
+    for p in range(factor):
+        for q in range(factor):
+            channels = slice((p * factor + q) * 5, (p * factor + q + 1) * 5)
+            np.testing.assert_array_equal(y[..., channels], x[:, p::factor, q::factor])
+    np.testing.assert_array_equal(layers.pixel_shuffle(y, factor), x)
+    with pytest.raises(ValueError, match="divisible by 2, got 3x4"):
+        layers.pixel_unshuffle(jnp.zeros((1, 3, 4, 1)))
+    with pytest.raises(ValueError, match="channels divisible by 4, got 3"):
+        layers.pixel_shuffle(jnp.zeros((1, 2, 2, 3)))

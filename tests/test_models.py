@@ -11,7 +11,9 @@ from dae import models, run
 
 
 def init_variables(name: str):
-    return models.get(name).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    model = models.get(name)
+    zeros = models.pad_to_multiple(jnp.zeros((1, 28, 28, 1)), model.input_multiple)
+    return model.init(jax.random.key(0), zeros)
 
 
 def init_params(name: str):
@@ -49,7 +51,9 @@ def test_conv_parameter_shapes():
 def test_every_registered_model_maps_images_to_logits_of_the_same_shape(name):
     model = models.get(name)
     x = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1))
-    logits = model.apply(init_variables(name), x)
+    H, W = x.shape[1:3]
+    logits = model.apply(init_variables(name), models.pad_to_multiple(x, model.input_multiple))
+    logits = logits[:, :H, :W]
     assert logits.shape == x.shape and logits.dtype == jnp.float32
     assert np.isfinite(np.asarray(logits)).all()
 
@@ -293,3 +297,85 @@ def test_a_conditional_model_is_told_the_level_and_a_blind_one_is_not(spec):
     first = lambda v: jax.tree.leaves(v["params"])
     # One more input channel in the first convolution's kernel, and nothing else.
     assert sum(p.size for p in first(variables)) > sum(p.size for p in first(blind_variables))
+
+
+# The candidates of docs/architecture_search.md, small: (spec, its input multiple).
+NOISE_CONDITIONAL = [("ffdnet:features=8:depth=3", 2), ("resunet:features=4:levels=2", 4),
+                     ("resunet:features=4:levels=2:unshuffle=true", 8)]
+
+
+def conditional(spec: str, on: bool) -> str:
+    return f"{spec}:conditional={str(on).lower()}"
+
+
+@pytest.mark.parametrize("spec, multiple", NOISE_CONDITIONAL)
+def test_the_candidates_map_an_odd_size_padded_to_their_multiple_to_the_same_shape(spec, multiple):
+    model = models.get(spec, logits=False)
+    assert model.input_multiple == multiple
+    x = models.pad_to_multiple(jax.random.uniform(jax.random.key(0), (2, 13, 21, 1)), multiple)
+    assert x.shape[1:3] == (-(-13 // multiple) * multiple, -(-21 // multiple) * multiple)
+    y = model.apply(model.init(jax.random.key(1), x), x)
+    assert y.shape == x.shape and np.isfinite(np.asarray(y)).all()
+    with pytest.raises(ValueError, match="divisible"):
+        model.init(jax.random.key(1), jnp.zeros((1, multiple + 1, multiple, 1)))
+
+
+def last_conv(params) -> str:
+    return max((k for k in params if k.startswith("Conv_")), key=lambda k: int(k.split("_")[1]))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("spec, multiple", NOISE_CONDITIONAL)
+def test_the_candidates_return_their_noisy_input_when_their_last_conv_is_zero(spec, multiple,
+                                                                               channels):
+    model = models.get(spec, logits=False)
+    x = jax.random.uniform(jax.random.key(2), (2, 16, 16, channels))
+    params = model.init(jax.random.key(0), x)["params"]
+    assert not np.allclose(model.apply({"params": params}, x), x, atol=1e-3)
+    tail = last_conv(params)
+    zeroed = {**params, tail: jax.tree.map(jnp.zeros_like, params[tail])}
+    np.testing.assert_allclose(model.apply({"params": zeroed}, x), x, atol=1e-7)
+    in_logits = models.get(spec, logits=True)
+    np.testing.assert_allclose(in_logits.apply({"params": zeroed}, x), models.logit(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("spec, multiple", NOISE_CONDITIONAL)
+def test_a_conditional_candidate_reads_the_level_map_and_an_unconditional_one_ignores_it(
+        spec, multiple):
+    x = jax.random.uniform(jax.random.key(3), (2, 16, 16, 1))
+    low, high = jnp.array([0.05, 0.05]), jnp.array([0.05, 0.3])
+    on = models.get(conditional(spec, True), logits=False)
+    variables = on.init(jax.random.key(0), x, level_B=low)
+    y_low, y_high = (on.apply(variables, x, level_B=level) for level in (low, high))
+    np.testing.assert_allclose(y_low[0], y_high[0], atol=1e-6)  # per image: image 0's is 0.05
+    assert not np.allclose(y_low[1], y_high[1], atol=1e-4)
+    with pytest.raises(ValueError, match="noise level of each image"):
+        on.apply(variables, x)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        on.apply(variables, x, level_B=jnp.array([0.1]))
+    off = models.get(conditional(spec, False), logits=False)
+    variables = off.init(jax.random.key(0), x)
+    np.testing.assert_array_equal(off.apply(variables, x, level_B=high), off.apply(variables, x))
+    # The map is one more input channel of the first conv, wherever that runs.
+    first_on = on.init(jax.random.key(0), x, level_B=low)["params"]["Conv_0"]["kernel"]
+    assert first_on.shape[2] == variables["params"]["Conv_0"]["kernel"].shape[2] + 1
+
+
+def test_the_resunet_widths_double_per_level_and_its_skips_add():
+    params = models.get("resunet:features=4:levels=2").init(
+        jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+    shapes = jax.tree.map(jnp.shape, params)
+    assert shapes["Conv_0"]["kernel"] == (3, 3, 1, 4)  # head
+    assert shapes["Conv_1"]["kernel"] == (1, 1, 16, 8)  # down: a 2x2 stride-2 conv, 4 -> 8
+    assert shapes["Conv_2"]["kernel"] == (1, 1, 32, 16)  # 8 -> 16
+    assert shapes["Conv_3"]["kernel"] == (1, 1, 16, 32)  # up: 16 -> 4 x 8, pixel-shuffled
+    assert shapes["ResBlock_2"]["Conv_0"]["kernel"] == (3, 3, 16, 16)  # the bottom
+    assert shapes["ResBlock_3"]["Conv_0"]["kernel"] == (3, 3, 8, 8)  # skip added: not 16
+
+
+def test_ffdnet_runs_its_convs_at_half_resolution_on_the_unshuffled_image():
+    shapes = jax.tree.map(jnp.shape, models.get("ffdnet:features=8:depth=3").init(
+        jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"])
+    assert shapes == {"Conv_0": {"kernel": (3, 3, 12, 8), "bias": (8,)},
+                      "Conv_1": {"kernel": (3, 3, 8, 8), "bias": (8,)},
+                      "Conv_2": {"kernel": (3, 3, 8, 12), "bias": (12,)}}

@@ -1,0 +1,66 @@
+"""python -m benchmarks.steps: milliseconds per training step of several models, side by side.
+
+Each model's step runs the way dae.train.fit runs it (the photographs' config: a fresh batch of
+crops drawn on the device each step), in rounds that alternate between the models in this one
+process, so that a shared machine's load falls on all of them alike; the best round is kept.
+"""
+
+import dataclasses
+import os
+import sys
+import time
+
+import jax
+
+from benchmarks import patches, throughput
+from dae import cli, data, models, protocols, rng, train
+
+
+def main(argv=None) -> None:
+    p = cli.Parser(prog="python -m benchmarks.steps", description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=cli.model_list, default=list(protocols.PHOTOGRAPHS.models))
+    p.add_argument("--dataset", default="skimage")
+    p.add_argument("--patch-size", type=throughput.positive_int, default=None,
+                   help="crop size (default: the photographs' 64)")
+    p.add_argument("--batch-size", type=throughput.positive_int, default=None,
+                   help="crops per step (default: the photographs' 16)")
+    p.add_argument("--steps", type=throughput.positive_int, default=20,
+                   help="timed steps per round (default: 20)")
+    p.add_argument("--rounds", type=throughput.positive_int, default=3,
+                   help="rounds, each timing every model once (default: 3)")
+    args = p.parse_args(argv)
+    dataset = data.load(data.canonical(args.dataset))
+    runs = {}
+    for name in args.models:
+        config = patches.natural_config(name, dataset)
+        config = dataclasses.replace(config, **{k: v for k, v in (
+            ("patch_size", args.patch_size), ("batch_size", args.batch_size)) if v})
+        batches = data.TrainBatches(dataset.train, config)
+        state = train.create_train_state(rng.stream(config.seed, rng.INIT), config,
+                                         batches.steps_per_epoch)
+        runs[name] = [config, batches, train.make_train_step(config), state]
+    print(f"{jax.default_backend()}, {dataset.spec}: batch {config.batch_size} of "
+          f"{config.patch_size}x{config.patch_size} crops; load {os.getloadavg()[0]:.2f}")
+    key = rng.stream(0, rng.NOISE)
+    best = {name: float("inf") for name in runs}
+    for round_ in range(args.rounds):
+        for name, run in runs.items():
+            config, batches, step_fn, state = run
+            epoch = batches.epoch(round_ + 1)
+            for _ in range(2):  # warm-up (the first round also compiles)
+                state, _ = step_fn(state, next(epoch), key)
+            jax.block_until_ready(state)
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                state, _ = step_fn(state, next(epoch), key)
+            jax.block_until_ready(state)
+            run[3] = state
+            best[name] = min(best[name], (time.perf_counter() - start) / args.steps * 1e3)
+        print(f"round {round_ + 1}: load {os.getloadavg()[0]:.2f}", flush=True)
+    for name, ms in best.items():
+        params = models.count_params(runs[name][3].params)
+        print(f"{name}: {params:,} parameters, {ms:.1f} ms/step (best of {args.rounds} rounds)")
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))
