@@ -44,10 +44,9 @@ def load(name: str, root: Optional[Path] = None):
                                  batch_stats=restored["batch_stats"])
 
 
-def training_notes(workdir: Path, model: str, epoch: int, log: Optional[Path] = None) -> str:
-    """TRAINING.md: where the model came from, the commands that trained it (with their
-    commits: the run's commands.log) and, if given, the training log."""
-    config = run.load_config(workdir, model)
+def training_notes(workdir: Path, config: Config, epoch: int, log: Optional[Path] = None) -> str:
+    """TRAINING.md: where the model of `config` came from, the commands that trained it (with
+    their commits: the run's commands.log) and, if given, the training log."""
     commands = run.model_dir(workdir, config.model) / run.COMMANDS_FILE
     lines = [f"# {config.model}, epoch {epoch} of {Path(workdir).resolve().name}", "",
              "Trained by (time, commit, command; resumed runs add a line):", "", "```",
@@ -63,7 +62,7 @@ def export(workdir: Path, model: str, name: str, epoch: Optional[int] = None,
     """Writes model `model` of run `workdir` (at `epoch`, default the latest) as shipped model
     `name` under `root`, replacing one of that name, with TRAINING.md (training_notes)."""
     config, epoch, state = run.load_run(workdir, model, epoch)
-    training = training_notes(workdir, model, epoch, log)
+    training = training_notes(workdir, config, epoch, log)
     folder = Path(root or ROOT) / name
     partial = folder.with_name(f".{name}.partial")
     shutil.rmtree(partial, ignore_errors=True)

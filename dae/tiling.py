@@ -9,7 +9,7 @@ so the model compiles once per tile shape, whatever the image's size; they go th
 of `batch` at a time.
 """
 
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -26,6 +26,26 @@ def tile_starts(size: int, window: int, step: int, multiple: int) -> list[int]:
     return sorted(set(starts))
 
 
+class _Grid(NamedTuple):
+    tile: int
+    margin: int
+    window_H: int
+    window_W: int
+    ys: list[int]
+    xs: list[int]
+
+
+def _grid(height: int, width: int, tile: int, multiple: int, margin: int) -> _Grid:
+    """Where the windows of a height x width image (padded to `multiple`) start, and their size;
+    `tile` and `margin` rounded up to multiples of `multiple`."""
+    round_up = lambda n: -(-n // multiple) * multiple
+    tile, margin = round_up(tile), round_up(margin)
+    Hp, Wp = round_up(height), round_up(width)
+    window_H, window_W = min(tile + 2 * margin, Hp), min(tile + 2 * margin, Wp)
+    return _Grid(tile, margin, window_H, window_W, tile_starts(Hp, window_H, tile, multiple),
+                 tile_starts(Wp, window_W, tile, multiple))
+
+
 def denoise_tiled(denoise: Callable[[np.ndarray], np.ndarray], image_HWC: np.ndarray,
                   tile: int, multiple: int = 1, margin: int = DEFAULT_MARGIN, batch: int = 4,
                   progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
@@ -36,18 +56,15 @@ def denoise_tiled(denoise: Callable[[np.ndarray], np.ndarray], image_HWC: np.nda
     window goes through whole (after padding to the multiple, as dae.evaluation pads).
     `progress(n)` is called after each batch with the number of tiles done in it.
     """
-    round_up = lambda n: -(-n // multiple) * multiple
-    tile, margin = round_up(tile), round_up(margin)
     H, W, C = image_HWC.shape
     # The image padded (reflection) at the bottom and right to the multiple: what the model
     # would be given whole.
     padded = np.pad(image_HWC, ((0, -H % multiple), (0, -W % multiple), (0, 0)), mode="reflect")
     Hp, Wp = padded.shape[:2]
-    window = tile + 2 * margin
-    win_H, win_W = min(window, Hp), min(window, Wp)
-    ys, xs = (tile_starts(Hp, win_H, tile, multiple), tile_starts(Wp, win_W, tile, multiple))
+    grid = _grid(H, W, tile, multiple, margin)
+    win_H, win_W, margin = grid.window_H, grid.window_W, grid.margin
     out = np.zeros((Hp, Wp, C), np.float32)
-    boxes = [(y, x) for y in ys for x in xs]
+    boxes = [(y, x) for y in grid.ys for x in grid.xs]
     for first in range(0, len(boxes), batch):
         chunk = boxes[first : first + batch]
         windows = np.stack([padded[y : y + win_H, x : x + win_W] for y, x in chunk])
@@ -68,9 +85,5 @@ def denoise_tiled(denoise: Callable[[np.ndarray], np.ndarray], image_HWC: np.nda
 def count(height: int, width: int, tile: int, multiple: int = 1,
           margin: int = DEFAULT_MARGIN) -> int:
     """How many tiles denoise_tiled cuts a height x width image into."""
-    round_up = lambda n: -(-n // multiple) * multiple
-    tile, margin = round_up(tile), round_up(margin)
-    Hp, Wp = round_up(height), round_up(width)
-    window = tile + 2 * margin
-    return (len(tile_starts(Hp, min(window, Hp), tile, multiple))
-            * len(tile_starts(Wp, min(window, Wp), tile, multiple)))
+    grid = _grid(height, width, tile, multiple, margin)
+    return len(grid.ys) * len(grid.xs)

@@ -9,23 +9,30 @@ import pytest
 from dae import layers
 
 
-@pytest.mark.parametrize("shape", [(2, 7, 7, 32), (3, 14, 14, 8), (1, 5, 6, 3)])
-@pytest.mark.parametrize("features", [32, 5])
-def test_conv_transpose_matches_flax_outputs_and_gradients(shape, features):
-    stock = nn.ConvTranspose(features, (3, 3), strides=(2, 2), padding="SAME")
-    ours = layers.ConvTranspose3x3s2(features)
+def assert_same_function(stock, ours, shape):
+    """`ours` computes `stock`'s outputs and gradients (parameters and input) with its
+    parameters, in float64; returns our outputs."""
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.key(0), shape, jnp.float64)
         params = stock.init(jax.random.key(1), x)
         params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
         y_stock, y_ours = stock.apply(params, x), ours.apply(params, x)
-        assert y_ours.shape == (shape[0], 2 * shape[1], 2 * shape[2], features)
         np.testing.assert_allclose(y_ours, y_stock, rtol=1e-12, atol=1e-12)
         cotangent = jax.random.normal(jax.random.key(2), y_stock.shape, jnp.float64)
         grads_stock = jax.vjp(stock.apply, params, x)[1](cotangent)
         grads_ours = jax.vjp(ours.apply, params, x)[1](cotangent)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12),
                      grads_ours, grads_stock)
+        return y_ours
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 7, 32), (3, 14, 14, 8), (1, 5, 6, 3)])
+@pytest.mark.parametrize("features", [32, 5])
+def test_conv_transpose_matches_flax_outputs_and_gradients(shape, features):
+    stock = nn.ConvTranspose(features, (3, 3), strides=(2, 2), padding="SAME")
+    ours = layers.ConvTranspose3x3s2(features)
+    y_ours = assert_same_function(stock, ours, shape)
+    assert y_ours.shape == (shape[0], 2 * shape[1], 2 * shape[2], features)
 
 
 def test_conv_transpose_initializes_like_flax():
@@ -56,17 +63,7 @@ def test_max_pool_rejects_odd_sizes():
 def test_conv_matches_flax_outputs_and_gradients(shape, features, kernel_size):
     stock = nn.Conv(features, kernel_size, padding="SAME")
     ours = layers.Conv(features, kernel_size)
-    with jax.enable_x64(True):
-        x = jax.random.normal(jax.random.key(0), shape, jnp.float64)
-        params = stock.init(jax.random.key(1), x)
-        params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
-        y_stock, y_ours = stock.apply(params, x), ours.apply(params, x)
-        np.testing.assert_allclose(y_ours, y_stock, rtol=1e-12, atol=1e-12)
-        cotangent = jax.random.normal(jax.random.key(2), y_stock.shape, jnp.float64)
-        grads_stock = jax.vjp(stock.apply, params, x)[1](cotangent)
-        grads_ours = jax.vjp(ours.apply, params, x)[1](cotangent)
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12),
-                     grads_ours, grads_stock)
+    assert_same_function(stock, ours, shape)
 
 
 def test_conv_initializes_and_is_named_like_flax():
