@@ -93,12 +93,13 @@ PHOTOGRAPHS = Protocol(
 # score on Set12, BSD68 / CBSD68, Kodak24, McMaster at sigma 15, 25 and 50 against BM3D / CBM3D
 # re-run on the same noisy images. One noise-conditional model for every level (FFDNet's
 # idea): levels drawn per crop from [0, 75]/255, validated at 25/255. unet_res earned the most
-# PSNR per CPU-minute of the architectures tried (docs/architecture_search.md); 16,000 steps of
-# 16 crops are sized for 45 minutes of training on this project's 2-core CPU.
+# PSNR per CPU-minute of the architectures tried (docs/architecture_search.md); 20,000 steps of
+# 16 crops are sized for 45 minutes of training on this project's 2-core CPU (107 ms a step with
+# the validation, idle: ~36 minutes, leaving room for a shared core).
 BENCHMARK = Protocol(
     name="benchmark",
     defaults=MappingProxyType({**PHOTOGRAPHS.defaults, "noise": "gaussian:0-75/255",
-                               "patches_per_epoch": 32_000, "epochs": 8}),
+                               "patches_per_epoch": 32_000, "epochs": 10}),
     models=("unet_res:conditional=true",), baselines=("bm3d",),
     sweep_levels=PHOTOGRAPHS.sweep_levels, sweep_baselines=PHOTOGRAPHS.sweep_baselines,
     photos=True, validation_noise="gaussian:25/255", benchmark=True)
