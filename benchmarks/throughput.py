@@ -182,7 +182,7 @@ def main(argv=None) -> None:
 
     start = time.perf_counter()
     mnist = data.load_mnist(args.data_dir)
-    train_u8 = jax.block_until_ready(mnist.train.pixels_u8)
+    train_u8 = jax.block_until_ready(mnist.train.pixels)
     data_load_s = time.perf_counter() - start
     config_lib.validate(config_lib.Config(batch_size=args.batch_size),
                         config_lib.DataInfo((28, 28), train_u8.shape[0]))

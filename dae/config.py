@@ -81,6 +81,16 @@ class Config:
     self_ensemble: bool = _field(False, "denoise (validation, evaluate, sweep, denoise) with the "
                                         "mean over the 8 flips and rotations of the input (8x the "
                                         "inference); training is unchanged")
+    training: str = _field("supervised",
+                           "how the model learns: supervised (clean targets, noise drawn every "
+                           "step), or without clean images, from fixed noisy copies of the "
+                           "training images: noise2noise (two copies), noise2void (blind-spot "
+                           "masking) or neighbor2neighbor (neighbouring sub-images); "
+                           "dae.protocols.TRAINING")
+    noisy_inputs: bool = _field(False, "the training images are noisy as they are (photographs "
+                                       "with no clean version): nothing is added to them; with "
+                                       "a self-supervised --training other than noise2noise; "
+                                       "--noise is their level, as a conditional model is told")
     precision: str = _field("float32", "float32, or bf16: the training step computes in "
                                        "bfloat16, parameters and optimizer state stay float32 "
                                        "(for accelerators; it changes the numbers)")
@@ -218,7 +228,7 @@ def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
     the data is loaded) the checks that need the images are left out; a run checks once more,
     with them, before it trains.
     """
-    from dae import data as datasets, metrics, models, parallel  # (they import jax)
+    from dae import data as datasets, metrics, models, parallel, protocols  # (they import jax)
 
     def check(ok: bool, field: str, problem: str) -> None:
         if not ok:
@@ -247,6 +257,28 @@ def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
           f"must be a finite global norm > 0 (0: no clipping), got {c.grad_clip}")
     check(c.precision in PRECISIONS, "precision",
           f"unknown precision {c.precision!r}; choose from {', '.join(PRECISIONS)}")
+    check(c.training in protocols.TRAINING, "training",
+          f"unknown training mode {c.training!r}; choose from {', '.join(protocols.TRAINING)}")
+    mode = protocols.TRAINING[c.training]
+    if mode.self_supervised:
+        noise_model = c.noise_model()
+        check(noise_model.low == noise_model.high, "noise",
+              f"--training {c.training} trains on noisy copies drawn once, of one level: give "
+              f"one, e.g. gaussian:25/255, not the range {c.noise}")
+        check(c.loss == "mse", "loss",
+              f"--training {c.training} learns the mean of noisy targets, which mse does; got "
+              f"{c.loss}")
+        check(tuple(c.train_scales) == (1.0,), "train_scales",
+              f"--training {c.training} trains on the noisy copies as drawn; downscaling them "
+              f"would change their noise: leave out --train-scales")
+    check(not c.noisy_inputs or mode.noisy_copies == 1, "noisy_inputs",
+          f"noisy photographs train a model by noise2void or neighbor2neighbor, not by "
+          f"{c.training} (" + ("it needs clean images)" if not mode.self_supervised else
+                               "it needs two noisy copies of each image)"))
+    if mode.even_size:
+        check(c.patch_size is None or c.patch_size % 2 == 0, "patch_size",
+              f"--training {c.training} sub-samples crops in 2x2 cells: give an even size, got "
+              f"{c.patch_size}")
     check(c.train_examples is None or c.train_examples >= 1, "train_examples",
           f"must be a positive integer, got {c.train_examples}")
     check(c.patch_size is None or c.patch_size >= 1, "patch_size",
@@ -285,6 +317,10 @@ def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
     else:
         check(c.patch_size % multiple == 0, "patch_size",
               f"model {model!r} needs a multiple of {multiple}, got {c.patch_size}")
+    if protocols.TRAINING[c.training].even_size and c.patch_size is None and data.image_size:
+        check(all(size % 2 == 0 for size in data.image_size), "training",
+              f"{c.training} sub-samples images in 2x2 cells, and those of {c.dataset} are "
+              f"{'x'.join(map(str, data.image_size))}: give an even --patch-size")
     sizes = [n for n in (c.train_examples, data.num_train) if n is not None]
     if c.patch_size is None and sizes:  # whole images: a batch must fit in the training set
         check(c.batch_size <= min(sizes), "batch_size",

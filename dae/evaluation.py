@@ -56,7 +56,7 @@ def noisy_validation_set(key: jax.Array, test: Split, noise_model: Noise) -> Val
     """The test split with noise fixed by `key`: one draw for images of one size, else one per
     image (the key folded in with its index)."""
     if test.fixed_size:
-        clean = to_float(test.pixels_u8)
+        clean = to_float(test.pixels)
         noisy, level_B = noise_model.sample_with_levels(key, clean)
         return Validation((clean,), (noisy,), test.names, (level_B,))
     clean = [to_float(test.image(i))[None] for i in range(len(test))]

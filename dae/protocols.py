@@ -11,9 +11,9 @@ import dataclasses
 import re
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
-from dae import data
+from dae import data, objectives
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +58,7 @@ class Protocol:
         seed = "_seeds" if seeds else f"_seed{config.seed}"
         name = f"{_noise_name(config)}_b{config.batch_size}_lr{config.learning_rate:g}{seed}"
         name += f"_n{config.train_examples}" if config.train_examples else ""
+        name += f"_{config.training}" if TRAINING[config.training].self_supervised else ""
         if not self.photos:
             return name
         patches = f"_p{config.patch_size}" if config.patch_size else ""
@@ -103,6 +104,37 @@ BENCHMARK = Protocol(
     models=("unet_res:conditional=true",), baselines=("bm3d",),
     sweep_levels=PHOTOGRAPHS.sweep_levels, sweep_baselines=PHOTOGRAPHS.sweep_baselines,
     photos=True, validation_noise="gaussian:25/255", benchmark=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingMode:
+    """How a model learns (--training): its objective (dae.objectives) and the data it takes."""
+
+    name: str
+    objective: Callable
+    # 0: clean images, the noise drawn fresh every step; 1 or 2: that many fixed noisy copies of
+    # each clean training image, drawn once for the run (dae.data.noisy_copies), or the user's
+    # noisy photographs as they are (--noisy-inputs, one copy).
+    noisy_copies: int
+    # Crops (or whole images) of even height and width: sub-sampled in 2x2 cells.
+    even_size: bool = False
+
+    @property
+    def self_supervised(self) -> bool:
+        return self.noisy_copies > 0
+
+    def label(self, model: str) -> str:
+        """A model's name in the benchmark's table: its spec, and the mode unless supervised."""
+        return f"{model} [{self.name}]" if self.self_supervised else model
+
+
+TRAINING = {mode.name: mode for mode in (
+    TrainingMode("supervised", objectives.supervised, noisy_copies=0),
+    TrainingMode("noise2noise", objectives.noise2noise, noisy_copies=2),
+    TrainingMode("noise2void", objectives.noise2void, noisy_copies=1),
+    TrainingMode("neighbor2neighbor", objectives.neighbor2neighbor, noisy_copies=1,
+                 even_size=True),
+)}
 
 
 def of(dataset_spec: str) -> Protocol:

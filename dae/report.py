@@ -46,6 +46,10 @@ def _title(config: dict) -> str:
         if crops and config["crop_candidates"] > 1:
             crops += f", each batch the busiest of {config['crop_candidates']}x as many"
         title += crops + f", loss {config['loss']}"
+    if config["training"] != "supervised":
+        data = ("the noisy images as they are" if config["noisy_inputs"]
+                else "fixed noisy copies")
+        title += f", trained by {config['training']} on {data} (no clean images)"
     return title
 
 

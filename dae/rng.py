@@ -6,7 +6,7 @@ step, an epoch or an image index, so no key is ever used twice.
 
 import jax
 
-INIT, SHUFFLE, NOISE, VALIDATION_NOISE, PATCHES = range(5)
+INIT, SHUFFLE, NOISE, VALIDATION_NOISE, PATCHES, NOISY_COPIES = range(6)
 
 
 def stream(seed: int, which: int) -> jax.Array:

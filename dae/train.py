@@ -14,8 +14,8 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from dae import (checkpoints, data, evaluation, interrupts, metrics, models, noise, parallel,
-                 rng, run, tensorboard, xla)
+from dae import (checkpoints, data, evaluation, interrupts, models, noise, objectives,
+                 parallel, protocols, rng, run, tensorboard, xla)
 from dae.config import Config
 from dae.errors import DivergenceError
 
@@ -93,29 +93,27 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
     return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))
 
 
-def loss_fn(params, state: TrainState, noisy: jax.Array, clean: jax.Array, level_B: jax.Array):
-    """The mean loss of the reconstruction, in training mode (batch norm uses the batch); a
-    conditional model is told each image's noise level `level_B`.
+def predict(params, state: TrainState, x_BHWC: jax.Array, level_B: jax.Array):
+    """The model's outputs on `x_BHWC` in training mode (batch norm uses the batch), as float32
+    at the input's size; a conditional model is told each image's noise level `level_B`.
 
-    Returns (loss, (outputs, the batch statistics updated by this batch)). With
-    state.precision bf16 the model computes on bfloat16 copies of the parameters and the input
-    (their gradients come back to the float32 parameters); the loss is taken in float32.
+    Returns (outputs, the batch statistics updated by this batch). With state.precision bf16
+    the model computes on bfloat16 copies of the parameters and the input (their gradients come
+    back to the float32 parameters); the objective takes its loss in float32.
     """
     dtype = COMPUTE_DTYPES[state.precision]
     if dtype != jnp.float32:
         params = jax.tree.map(lambda p: p.astype(dtype), params)
-        noisy = noisy.astype(dtype)
+        x_BHWC = x_BHWC.astype(dtype)
     # Padded to the multiple the model needs (a deeper U-Net on MNIST's 28x28) and cropped
     # back, as evaluation does; a no-op for the sizes the models were built for.
-    H, W = noisy.shape[1:3]
+    H, W = x_BHWC.shape[1:3]
     outputs, updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats},
-        models.pad_to_multiple(noisy, state.input_multiple), train=True,
+        models.pad_to_multiple(x_BHWC, state.input_multiple), train=True,
         mutable=["batch_stats"], **state.level_input(level_B),
     )
-    outputs = outputs[:, :H, :W].astype(jnp.float32)
-    loss = metrics.LOSSES[state.loss](outputs, clean).mean()
-    return loss, (outputs, updates.get("batch_stats", {}))
+    return outputs[:, :H, :W].astype(jnp.float32), updates.get("batch_stats", {})
 
 
 def example_keys(key: jax.Array, step: jax.Array, batch_size: int) -> jax.Array:
@@ -125,22 +123,36 @@ def example_keys(key: jax.Array, step: jax.Array, batch_size: int) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(jnp.arange(batch_size))
 
 
-def train_step(state, clean_u8_BHWC: jax.Array, key: jax.Array, *, noise_model: noise.Noise):
-    """One optimizer step on a clean uint8 batch (sharded along the mesh's `data` axis, or on
-    one device); the noise is drawn here, fresh for every step and example."""
-    clean = data.to_float(clean_u8_BHWC)
-    noisy, level_B = noise_model.sample_each(example_keys(key, state.step, clean.shape[0]), clean)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, (_, batch_stats)), grads = grad_fn(state.params, state, noisy, clean, level_B)
+def train_step(state, batch_BHWC: jax.Array, key: jax.Array, *, noise_model: noise.Noise,
+               objective=objectives.supervised, total_steps: int = 1):
+    """One optimizer step on a batch (sharded along the mesh's `data` axis, or on one device):
+    clean uint8 images, whose noise `objective` draws here, fresh for every step and example
+    (supervised training), or noisy observations (the self-supervised objectives of
+    dae.objectives), `total_steps` the run's length (for objectives that change over it)."""
+    keys_B = example_keys(key, state.step, batch_BHWC.shape[0])
+
+    def loss_of(params):
+        return objective(functools.partial(predict, params, state), batch_BHWC, keys_B,
+                         noise_model=noise_model, loss=state.loss,
+                         progress=jnp.minimum(state.step / total_steps, 1.0))
+
+    (loss, batch_stats), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
     return state.apply_gradients(grads=grads, batch_stats=batch_stats), {"loss": loss}
 
 
-def make_train_step(config: Config):
+def step_function(config: Config, steps_per_epoch: int = 1):
+    """train_step for `config`'s noise and training mode (dae.protocols.TRAINING), not jitted;
+    `steps_per_epoch` sets the run's length where the objective needs it."""
+    return functools.partial(train_step, noise_model=config.noise_model(),
+                             objective=protocols.TRAINING[config.training].objective,
+                             total_steps=config.epochs * steps_per_epoch)
+
+
+def make_train_step(config: Config, steps_per_epoch: int = 1):
     """train_step jitted once for `config`, the state donated so XLA updates it in place: the
     state and key replicated over the mesh (dae.parallel), the batch sharded along `data`."""
     replicated = parallel.replicated()
-    return xla.jit(functools.partial(train_step, noise_model=config.noise_model()),
-                   donate_argnums=0,
+    return xla.jit(step_function(config, steps_per_epoch), donate_argnums=0,
                    in_shardings=(replicated, parallel.batch_sharding(), replicated),
                    out_shardings=(replicated, replicated))
 
@@ -156,7 +168,7 @@ def _loss_tracked(loss_sum: jax.Array, first_bad_step: jax.Array, loss: jax.Arra
 track_loss = xla.jit(_loss_tracked)
 
 
-def make_train_epoch(config: Config):
+def make_train_epoch(config: Config, steps_per_epoch: int = 1):
     """All of an epoch's steps as one compiled `lax.scan` over its stacked batches, jitted once,
     the state donated: (state, batches_SBHWC, key, loss_sum, first_bad_step) -> (state,
     loss_sum, first_bad_step), the same numbers as make_train_step's loop with track_loss.
@@ -166,12 +178,12 @@ def make_train_epoch(config: Config):
     are drawn first and held at once (an MNIST epoch: 47 MB; the photographs': 65 MB), and a
     signal stops the run when the epoch's call returns.
     """
-    step = functools.partial(train_step, noise_model=config.noise_model())
+    step = step_function(config, steps_per_epoch)
 
     def train_epoch(state, batches_SBHWC, key, loss_sum, first_bad_step):
-        def body(carry, clean_u8_BHWC):
+        def body(carry, batch_BHWC):
             state, loss_sum, first_bad_step = carry
-            state, step_metrics = step(state, clean_u8_BHWC, key)
+            state, step_metrics = step(state, batch_BHWC, key)
             return (state, *_loss_tracked(loss_sum, first_bad_step, step_metrics["loss"],
                                           state.step)), None
 
@@ -225,7 +237,9 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset,
     devices of dae.parallel's mesh (of every process): batches sharded, state replicated. The
     final state comes back as this process's own copy, on its first device.
     """
-    batches = data.TrainBatches(dataset.train, config)
+    mode = protocols.TRAINING[config.training]
+    batches = data.TrainBatches(dataset.train, config,
+                                0 if config.noisy_inputs else mode.noisy_copies)
     model_dir = run.prepare(config, workdir)
     validation = validation or evaluation.validation_set(config, dataset.test)
     mesh_validation = parallel.replicate(validation)  # (the caller's stays on its device)
@@ -260,8 +274,9 @@ def _epoch_runner(config: Config, batches: data.TrainBatches):
     """run_epoch(state, epoch) -> (state, mean training loss, first step whose loss is not
     finite or 0): one compiled call per epoch on accelerators, else a loop over the jitted step
     (faster on CPUs), with a progress bar on a terminal."""
-    step_fn = make_train_step(config)
-    epoch_fn = make_train_epoch(config) if parallel.compiled_epochs() else None
+    step_fn = make_train_step(config, batches.steps_per_epoch)
+    epoch_fn = (make_train_epoch(config, batches.steps_per_epoch) if parallel.compiled_epochs()
+                else None)
     noise_key = parallel.replicate(rng.stream(config.seed, rng.NOISE))
     lockstep = parallel.lockstep()  # (several XLA:CPU devices: one step at a time)
     steps, digits = batches.steps_per_epoch, _loss_digits(config.loss)
@@ -278,9 +293,9 @@ def _epoch_runner(config: Config, batches: data.TrainBatches):
                     first_bad_step)
                 bar.update(steps)
             else:
-                for i, clean_u8 in enumerate(batches.epoch(epoch)):
+                for i, batch in enumerate(batches.epoch(epoch)):
                     interrupts.check()  # a signal whose Interrupted was lost (interrupts.py)
-                    state, step_metrics = step_fn(state, clean_u8, noise_key)
+                    state, step_metrics = step_fn(state, batch, noise_key)
                     if lockstep:
                         jax.block_until_ready(state)
                     loss_sum, first_bad_step = track_loss(loss_sum, first_bad_step,

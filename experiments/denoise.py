@@ -3,6 +3,7 @@
     python -m experiments.denoise --workdir DIR --model conv IN.png [IN2.png ...] --out OUTDIR
         [--sigma auto | 25/255]
     python -m experiments.denoise --pretrained NAME IN.png --out OUTDIR   (a shipped model)
+    python -m experiments.denoise --zero-shot IN.png --out OUTDIR   (fitted to each image alone)
 """
 
 import sys
@@ -19,6 +20,9 @@ def parse_args(argv=None):
     which.add_argument("--workdir", type=Path, help="the workdir of a comparison (with --model)")
     which.add_argument("--pretrained", type=cli.model_name, default=None,
                        help="a model shipped in checkpoints/ (python -m experiments.export)")
+    which.add_argument("--zero-shot", action="store_true",
+                       help="no model: fit a small network to each noisy image itself "
+                            "(ZS-N2N, dae.zeroshot; about a minute a 256x256 image on 2 cores)")
     p.add_argument("--model", default=None,
                    help="with --workdir, which model's checkpoint denoises: its spec (e.g. "
                         "unet:features=12) or its run folder (unet_features=12)")
@@ -38,7 +42,10 @@ def parse_args(argv=None):
     cli.add_layout_options(p, distributed=False)
     args = p.parse_args(argv)
     if (args.workdir is None) != (args.model is None):
-        p.error("--workdir and --model go together (or give --pretrained NAME alone)")
+        p.error("--workdir and --model go together (or give --pretrained NAME or --zero-shot "
+                "alone)")
+    if args.zero_shot and args.sigma is not None:
+        p.error("--sigma: --zero-shot takes no noise level (it learns from the image itself)")
     return args
 
 
@@ -49,7 +56,7 @@ def main(argv=None) -> int:
 
     written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,
                                             args.epoch, args.sigma, args.tile or None,
-                                            args.pretrained, args.out_format)
+                                            args.pretrained, args.out_format, args.zero_shot)
     for source, destination, note in written:
         print(f"{source} -> {destination}" + (f" ({note})" if note else ""))
     for message in errors:

@@ -18,7 +18,7 @@ NUM_REAL = 6  # BM3D takes ~0.5-0.9 s per image
 @pytest.fixture(scope="module")
 def real_pairs(real_mnist):
     """A Validation of 6 real test digits, float32 (6, 28, 28, 1), with fixed sigma-0.4 noise."""
-    clean = data.to_float(real_mnist.test.pixels_u8[:NUM_REAL])
+    clean = data.to_float(real_mnist.test.pixels[:NUM_REAL])
     return evaluation.Validation((clean,), (noise.gaussian(jax.random.key(0), clean, 0.4),))
 
 

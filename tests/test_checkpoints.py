@@ -27,7 +27,7 @@ def test_save_restore_round_trip(tmp_path, mock_mnist):
     state = train.create_train_state(jax.random.key(0), config)
     step = train.make_train_step(config)
     for _ in range(3):
-        state, _ = step(state, mock_mnist.train.pixels_u8[:32], jax.random.key(1))
+        state, _ = step(state, mock_mnist.train.pixels[:32], jax.random.key(1))
     history = [{"epoch": 1, "val_bce": 0.5}]
     with checkpoints.open_manager(tmp_path) as manager:
         checkpoints.save(manager, 1, state, history)

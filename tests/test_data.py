@@ -24,8 +24,8 @@ def cifar():
 
 
 def test_a_tfds_rgb_dataset_loads_as_uint8_rgb_on_the_device(cifar):
-    assert cifar.train.pixels_u8.shape == (48, 32, 32, 3) and cifar.train.pixels_u8.dtype == np.uint8
-    assert isinstance(cifar.train.pixels_u8, jax.Array)  # on the device, not a host array
+    assert cifar.train.pixels.shape == (48, 32, 32, 3) and cifar.train.pixels.dtype == np.uint8
+    assert isinstance(cifar.train.pixels, jax.Array)  # on the device, not a host array
     assert (cifar.channels, cifar.image_size, len(cifar.test)) == (3, (32, 32), 48)
 
 
@@ -33,8 +33,8 @@ def test_tfds_rgb_made_grey_is_the_601_luma():
     with tfds.testing.mock_data(num_examples=8):
         rgb = data.load("tfds:cifar10", data_dir="/nonexistent")
         grey = data.load("tfds:cifar10", data_dir="/nonexistent", channels=1)
-    luma = np.asarray(rgb.train.pixels_u8, np.float64) @ [0.299, 0.587, 0.114]
-    np.testing.assert_array_equal(grey.train.pixels_u8[..., 0], np.round(luma).astype(np.uint8))
+    luma = np.asarray(rgb.train.pixels, np.float64) @ [0.299, 0.587, 0.114]
+    np.testing.assert_array_equal(grey.train.pixels[..., 0], np.round(luma).astype(np.uint8))
 
 
 def test_a_tfds_dataset_of_several_sizes_is_packed_and_its_images_come_back():
@@ -42,8 +42,8 @@ def test_a_tfds_dataset_of_several_sizes_is_packed_and_its_images_come_back():
         flowers = data.load("tfds:oxford_flowers102", data_dir="/nonexistent")
     train_split = flowers.train
     assert not train_split.fixed_size and flowers.image_size is None
-    assert train_split.pixels_u8.ndim == 1
-    assert train_split.pixels_u8.size == int(train_split.sizes_N2.prod(axis=1).sum()) * 3
+    assert train_split.pixels.ndim == 1
+    assert train_split.pixels.size == int(train_split.sizes_N2.prod(axis=1).sum()) * 3
     for i, (H, W) in enumerate(train_split.sizes_N2):
         assert train_split.image(i).shape == (H, W, 3)
     with tfds.testing.mock_data(num_examples=6):  # (mock data is seeded: the same images)

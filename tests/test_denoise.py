@@ -82,9 +82,9 @@ def test_images_are_read_as_they_are_and_made_grey_in_0_1_for_a_grey_model(tmp_p
 
 def test_conv_output_is_the_models_own_forward_pass_and_good_files_exit_0(workdir, tmp_path,
                                                                           capsys):
-    pixels_u8 = digit_like_u8(28, 28)
-    noisy = save(tmp_path / "noisy.png", pixels_u8)
-    rgb = save(tmp_path / "colour.png", np.stack([pixels_u8, pixels_u8 // 2, pixels_u8], axis=2))
+    pixels = digit_like_u8(28, 28)
+    noisy = save(tmp_path / "noisy.png", pixels)
+    rgb = save(tmp_path / "colour.png", np.stack([pixels, pixels // 2, pixels], axis=2))
     code, out, err = run_cli(["--workdir", workdir, "--model", "conv", noisy, rgb,
                               "--out", tmp_path / "new" / "out"], capsys)
     assert code == 0 and err == []
@@ -94,7 +94,7 @@ def test_conv_output_is_the_models_own_forward_pass_and_good_files_exit_0(workdi
     written = Image.open(tmp_path / "new/out/noisy_denoised.png")
     assert written.mode == "L" and written.size == (28, 28)
     config, _, state = run.load_run(workdir, "conv")
-    pixels_HW = pixels_u8.astype(np.float32) / 255.0
+    pixels_HW = pixels.astype(np.float32) / 255.0
     expected_HW = forward(state, pixels_HW)
     # Same function (jit aside): any rescaling of the input or output would show here.
     np.testing.assert_allclose(denoise_grey(state, config, pixels_HW), expected_HW,

@@ -16,7 +16,7 @@ TIMING_KEYS = {"train_seconds", "seconds_per_epoch"}
 
 
 def test_real_mnist_is_uint8_on_the_device_with_the_paper_split(real_mnist):
-    train, test = real_mnist.train.pixels_u8, real_mnist.test.pixels_u8
+    train, test = real_mnist.train.pixels, real_mnist.test.pixels
     assert train.shape == (60_000, 28, 28, 1) and test.shape == (10_000, 28, 28, 1)
     assert train.dtype == np.uint8 and test.dtype == np.uint8
     assert isinstance(train, jax.Array) and isinstance(test, jax.Array)  # on the device

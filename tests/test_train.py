@@ -21,7 +21,7 @@ def test_train_step_compiles_once_donates_the_state_and_lowers_the_loss(mock_mni
     config = Config(model="conv", **TINY)
     state = train.create_train_state(jax.random.key(0), config)
     step = train.make_train_step(config)
-    batch = mock_mnist.train.pixels_u8[:64]
+    batch = mock_mnist.train.pixels[:64]
     losses = []
     for i in range(12):
         previous = state
@@ -38,7 +38,7 @@ def test_every_registered_model_learns_a_batch_and_evaluates(name, mock_mnist, m
     config = Config(model=name, batch_size=32)
     state = train.create_train_state(jax.random.key(0), config)
     step = train.make_train_step(config)
-    batch = mock_mnist.train.pixels_u8[:32]
+    batch = mock_mnist.train.pixels[:32]
     losses = []
     for _ in range(8):
         state, step_metrics = step(state, batch, jax.random.key(1))
@@ -61,7 +61,7 @@ def test_every_registered_model_learns_a_batch_and_evaluates(name, mock_mnist, m
 def test_the_train_step_compiles_with_the_cpu_options_of_dae_xla(mock_mnist):
     config = Config(model="dense", **TINY)
     state = train.create_train_state(jax.random.key(0), config)
-    args = (state, mock_mnist.train.pixels_u8[:64], jax.random.key(1))
+    args = (state, mock_mnist.train.pixels[:64], jax.random.key(1))
     ours = train.make_train_step(config).lower(*args).compile().as_text()
     default = jax.jit(functools.partial(train.train_step, noise_model=config.noise_model())
                       ).lower(*args).compile().as_text()
@@ -91,7 +91,7 @@ def test_the_compiled_epoch_of_accelerators_gives_the_numbers_of_the_per_step_lo
     make_train_epoch = train.make_train_epoch
     monkeypatch.setattr(train.parallel, "compiled_epochs", lambda: True)
     monkeypatch.setattr(train, "make_train_epoch",
-                        lambda c: compiled_calls.append(c) or make_train_epoch(c))
+                        lambda c, *a: compiled_calls.append(c) or make_train_epoch(c, *a))
     compiled, state = train.fit(config, tmp_path / "epoch", mock_mnist)
     assert compiled_calls == [config]  # the scan path ran, built once for the run
     assert int(state.step) == config.epochs * (256 // config.batch_size)
@@ -230,7 +230,7 @@ def test_the_step_uses_the_schedule(mock_mnist):
     config = Config(model="dense", epochs=1, batch_size=32, lr_schedule="cosine")
     state = train.create_train_state(jax.random.key(0), config, steps_per_epoch=1)
     step = train.make_train_step(config)
-    batch = mock_mnist.train.pixels_u8[:32]
+    batch = mock_mnist.train.pixels[:32]
     state, _ = step(state, batch, jax.random.key(1))  # the only step at a nonzero rate
     params = jax.tree.map(np.asarray, state.params)  # a copy: the step donates the state
     state, _ = step(state, batch, jax.random.key(1))  # rate 0 from here on
@@ -291,13 +291,13 @@ def test_pixel_losses_train_a_residual_model_whose_outputs_are_pixels(loss, mock
     step = train.make_train_step(config)
     losses = []
     for _ in range(8):
-        state, m = step(state, mock_mnist.train.pixels_u8[:32], jax.random.key(1))
+        state, m = step(state, mock_mnist.train.pixels[:32], jax.random.key(1))
         losses.append(float(m["loss"]))
     assert losses[-1] < losses[0]
 
 
 def test_bf16_precision_computes_in_bfloat16_and_keeps_float32_parameters(mock_mnist):
-    batch = mock_mnist.train.pixels_u8[:16]
+    batch = mock_mnist.train.pixels[:16]
     results = {}
     for precision in ("float32", "bf16"):
         config = Config(model="unet", batch_size=16, precision=precision)

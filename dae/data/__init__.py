@@ -18,7 +18,7 @@ import numpy as np
 
 from dae import parallel, rng, xla
 from dae.data import folder, patches, sets, skimage, tfds_source
-from dae.data.images import Split, to_float, with_scales
+from dae.data.images import Split, noisy_copies, to_float, with_scales
 from dae.data.tfds_source import DEFAULT_TFDS_DIR, resolve_data_dir
 from dae.errors import ConfigError
 
@@ -97,12 +97,18 @@ def epoch_batches(rng: jax.Array, num_examples: int, batch_size: int) -> jax.Arr
 
 
 class TrainBatches:
-    """A run's clean uint8 training batches on the device: whole images in a seeded order each
-    epoch (the last partial batch dropped), or, with config.patch_size, random crops; either
-    sharded along the mesh's `data` axis (dae.parallel)."""
+    """A run's training batches on the device: whole images in a seeded order each epoch (the
+    last partial batch dropped), or, with config.patch_size, random crops; either sharded along
+    the mesh's `data` axis (dae.parallel). Clean uint8 images, or with `copies` > 0 (a
+    self-supervised mode's, dae.protocols.TRAINING) that many noisy copies of each, drawn once
+    from the run's seed (`noisy_copies`) and stacked on the channel axis, so the model never
+    sees a fresh noise draw of a clean image."""
 
-    def __init__(self, split: Split, config):
+    def __init__(self, split: Split, config, copies: int = 0):
         self.split = split.take(config.train_examples)
+        if copies:
+            self.split = noisy_copies(self.split, config.noise_model(),
+                                      rng.stream(config.seed, rng.NOISY_COPIES), copies)
         self.batch_size = config.batch_size
         if config.patch_size:
             images_in_split, copies = len(self.split), ""
@@ -123,7 +129,7 @@ class TrainBatches:
             self.steps_per_epoch = len(self.split) // config.batch_size
             self._key = rng.stream(config.seed, rng.SHUFFLE)
             # Every device holds the training images; each gathers its own rows of a batch.
-            self._pixels = parallel.replicate(self.split.pixels_u8)
+            self._pixels = parallel.replicate(self.split.pixels)
             self._rows = parallel.local_rows(config.batch_size)
             self._gather = xla.jit(lambda pixels, index: pixels[index],
                                    out_shardings=parallel.batch_sharding())

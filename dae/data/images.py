@@ -76,7 +76,9 @@ def prepare(image: np.ndarray, channels: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Split:
-    """One split's uint8 images on the device.
+    """One split's images on the device: uint8 as files hold them, or float32 for the fixed
+    noisy copies self-supervised training takes (`noisy_copies`: unclipped noise does not fit
+    in uint8).
 
     Images of one size are one (N, H, W, C) array. Images of several sizes are packed one after
     another into a flat array, and crops are gathered from it by index (dae.data.patches), so no
@@ -85,19 +87,19 @@ class Split:
     --train-examples, or a folder of smaller crops made from it.
     """
 
-    pixels_u8: jax.Array  # (N, H, W, C) when every image has one size, else (sum of H*W*C,)
+    pixels: jax.Array  # (N, H, W, C) when every image has one size, else (sum of H*W*C,)
     sizes_N2: np.ndarray  # (N, 2): each image's height and width, on the host
     channels: int
     names: tuple[str, ...] = ()  # one per image where the source names them (skimage, folder)
 
     @property
     def fixed_size(self) -> bool:
-        return self.pixels_u8.ndim == 4
+        return self.pixels.ndim == 4
 
     @property
     def image_size(self) -> Optional[tuple[int, int]]:
         """(H, W) when every image has one size, else None."""
-        return tuple(int(s) for s in self.pixels_u8.shape[1:3]) if self.fixed_size else None
+        return tuple(int(s) for s in self.pixels.shape[1:3]) if self.fixed_size else None
 
     def __len__(self) -> int:
         return len(self.sizes_N2)
@@ -111,18 +113,18 @@ class Split:
     def image(self, i: int) -> jax.Array:
         """Image `i` as (H, W, C) uint8 on the device."""
         if self.fixed_size:
-            return self.pixels_u8[i]
+            return self.pixels[i]
         (H, W), start = self.sizes_N2[i], int(self.offsets_N[i])
-        return self.pixels_u8[start : start + H * W * self.channels].reshape(H, W, self.channels)
+        return self.pixels[start : start + H * W * self.channels].reshape(H, W, self.channels)
 
     def take(self, n: Optional[int]) -> "Split":
         """The first `n` images (all of them for None)."""
         if n is None or n >= len(self):
             return self
         if self.fixed_size:
-            pixels = self.pixels_u8[:n]
+            pixels = self.pixels[:n]
         else:
-            pixels = self.pixels_u8[: int(self.offsets_N[n])]
+            pixels = self.pixels[: int(self.offsets_N[n])]
         return Split(pixels, self.sizes_N2[:n], self.channels, self.names[:n])
 
     @classmethod
@@ -186,16 +188,34 @@ def centre_crop(image_HWC: np.ndarray, size: int = 128) -> np.ndarray:
     return image_HWC[top : top + size, left : left + size]
 
 
-def _to_device(pixels_u8: np.ndarray) -> jax.Array:
+def _to_device(pixels: np.ndarray) -> jax.Array:
     try:
-        return jax.device_put(pixels_u8)
+        return jax.device_put(pixels)
     except Exception as e:  # XLA's out-of-memory error is a RuntimeError/XlaRuntimeError.
         raise DataError(
-            f"the dataset ({pixels_u8.nbytes / 2**30:.1f} GiB of uint8 pixels) does not fit on "
+            f"the dataset ({pixels.nbytes / 2**30:.1f} GiB of uint8 pixels) does not fit on "
             f"{jax.devices()[0].platform}: use --train-examples, or smaller images"
         ) from e
 
 
-def to_float(images_u8: jax.Array) -> jax.Array:
-    """uint8 [0, 255] -> float32 [0, 1]."""
-    return images_u8.astype(jnp.float32) / 255.0
+def to_float(images: jax.Array) -> jax.Array:
+    """uint8 [0, 255] -> float32 [0, 1]; float32 pixels (noisy copies) as they are."""
+    if images.dtype == jnp.float32:
+        return images
+    return images.astype(jnp.float32) / 255.0
+
+
+def noisy_copies(split: Split, noise_model, key: jax.Array, copies: int = 1) -> Split:
+    """`split` as `copies` noisy copies of each image, stacked on the channel axis (C * copies
+    channels, float32), drawn once from `key`: what self-supervised training sees in place of
+    the clean images (dae.objectives). Copy k's noise comes from fold_in(key, k), each image's
+    from its index folded in after, so an image's noise does not depend on the others."""
+    clean = [to_float(split.image(i)) for i in range(len(split))]
+    noisy = [jnp.concatenate([noise_model.sample(jax.random.fold_in(jax.random.fold_in(key, k), i),
+                                                 image[None])[0] for k in range(copies)], axis=-1)
+             for i, image in enumerate(clean)]
+    if split.fixed_size:
+        pixels = jnp.stack(noisy)
+    else:
+        pixels = jnp.concatenate([image.reshape(-1) for image in noisy])
+    return Split(pixels, split.sizes_N2, split.channels * copies, split.names)

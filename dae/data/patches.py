@@ -17,7 +17,7 @@ def large_enough(split: Split, patch_size: int) -> np.ndarray:
     return np.flatnonzero((split.sizes_N2 >= patch_size).all(axis=1))
 
 
-def _sample(pixels_u8, tables, key, *, batch_size: int, patch_size: int, channels: int):
+def _sample(pixels, tables, key, *, batch_size: int, patch_size: int, channels: int):
     offsets_N, heights_N, widths_N = tables
     P, C = patch_size, channels
     image_key, y_key, x_key, flip_key = jax.random.split(key, 4)
@@ -32,7 +32,7 @@ def _sample(pixels_u8, tables, key, *, batch_size: int, patch_size: int, channel
                   + (rows_BP[:, :, None, None] * W_B[:, None, None, None]
                      + cols_BP[:, None, :, None]) * C
                   + jnp.arange(C)[None, None, None, :])
-    patches = pixels_u8.reshape(-1)[index_BPPC]
+    patches = pixels.reshape(-1)[index_BPPC]
     # One of the 8 flips and 90-degree rotations of each crop: a transpose, then two flips.
     transpose_B, flip_rows_B, flip_cols_B = jax.random.bernoulli(flip_key, 0.5, (3, batch_size))
     pick = lambda flag_B, a, b: jnp.where(flag_B[:, None, None, None], a, b)
@@ -41,10 +41,10 @@ def _sample(pixels_u8, tables, key, *, batch_size: int, patch_size: int, channel
     return pick(flip_cols_B, patches[:, :, ::-1], patches)
 
 
-def _busiest(pixels_u8, tables, key, *, batch_size: int, candidates: int, **crop):
+def _busiest(pixels, tables, key, *, batch_size: int, candidates: int, **crop):
     """The `batch_size` crops of largest pixel standard deviation among `candidates` times as
     many random ones (by std, descending)."""
-    crops_KBPPC = _sample(pixels_u8, tables, key, batch_size=candidates * batch_size, **crop)
+    crops_KBPPC = _sample(pixels, tables, key, batch_size=candidates * batch_size, **crop)
     std_KB = crops_KBPPC.astype(jnp.float32).std(axis=(1, 2, 3))
     return crops_KBPPC[jax.lax.top_k(std_KB, batch_size)[1]]
 
@@ -67,7 +67,7 @@ def sampler(split: Split, batch_size: int, patch_size: int,
                         f"{patch_size} (at most {largest}); use a smaller patch")
     tables = tuple(np.asarray(a, np.int32) for a in
                    (split.offsets_N[keep], split.sizes_N2[keep, 0], split.sizes_N2[keep, 1]))
-    pixels, tables = parallel.replicate((split.pixels_u8, tables))
+    pixels, tables = parallel.replicate((split.pixels, tables))
     crop = dict(batch_size=batch_size, patch_size=patch_size, channels=split.channels)
     sample = xla.jit(functools.partial(_busiest, candidates=candidates, **crop) if candidates > 1
                      else functools.partial(_sample, **crop),

@@ -56,6 +56,9 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
     where = f" from {data.resolve_data_dir(data_dir)}" if spec.split(":")[0] in ("mnist", "tfds") else ""
     log.info(f"loading {spec}{where}")
     loaded = data.load(spec, data_dir, download, given.get("channels"))
+    if given.get("noisy_inputs"):
+        log.warning("--noisy-inputs: the validation images get --noise added as usual, so their "
+                    "scores mean something only if they are clean (folder:NOISY_DIR,CLEAN_DIR)")
     info = DataInfo(loaded.image_size, len(loaded.train))
     checked = [validate(c, info) for c in configs(loaded.image_size, loaded.channels)]
     tests = None
@@ -137,7 +140,9 @@ def _compare_one_seed(configs: Sequence[Config], workdir: Path, dataset: data.Da
     shared = {k: v for k, v in configs[0].to_dict().items() if k != "model"}
     shared["models"] = [c.model for c in configs]
     if tests is not None:
-        table = benchmark.run(states, tests.sets, tests.sigmas, configs[0].channels,
+        mode = protocols.TRAINING[configs[0].training]
+        table = benchmark.run({mode.label(name): state for name, state in states.items()},
+                              tests.sets, tests.sigmas, configs[0].channels,
                               with_bm3d="bm3d" in baseline_names)
         report.write(workdir, shared, results, states, validation, photos=True, benchmark=table)
         return results, {"benchmark": {k: v for k, v in table.items() if k != "figures"}}

@@ -1,4 +1,5 @@
-"""Denoising one's own images with a trained checkpoint: read, pad, run the model, crop, write."""
+"""Denoising one's own images with a trained checkpoint (read, pad, run the model, crop, write),
+or zero-shot, by a network fitted to each image alone (dae.zeroshot)."""
 
 from pathlib import Path
 from typing import Optional, Sequence
@@ -97,21 +98,36 @@ def _check_out_dir(out_dir: Path) -> None:
         raise DaeError(f"--out: {out_dir} exists and is not a directory")
 
 
-def _denoise_file(state, config: Config, path: Path, destination: Path,
+def zero_shot_image(image_HWC: np.ndarray) -> np.ndarray:
+    """dae.zeroshot's denoising of one float [0, 1] image, with a progress bar on a terminal."""
+    from tqdm.auto import tqdm
+
+    from dae import zeroshot
+
+    H, W = image_HWC.shape[:2]
+    with tqdm(total=zeroshot.STEPS, desc=f"{W}x{H} zero-shot", unit="step", leave=False,
+              disable=None) as bar:
+        return zeroshot.denoise(image_HWC, progress=bar.update)
+
+
+def _denoise_file(state, config: Optional[Config], path: Path, destination: Path,
                   sigma=None, tile: Optional[int] = DEFAULT_TILE,
                   out_format: str = "auto") -> Optional[str]:
-    """Reads, denoises and writes one file; ImageError (naming `path`) if any step fails.
+    """Reads, denoises and writes one file; ImageError (naming `path`) if any step fails. With
+    no `state`, zero-shot (the image in its own channels).
 
     Returns what it did besides denoising (a channel conversion, an estimated level), if
     anything."""
     read = read_image(path)
-    image_HWC, converted = as_model_input(read, config.channels)
+    image_HWC, converted = as_model_input(read, read.shape[-1] if state is None
+                                          else config.channels)
     level = None
-    if state.conditional:
+    if state is not None and state.conditional:
         level, estimated = noise_level(image_HWC, sigma)
         converted = "; ".join(filter(None, [converted, estimated])) or None
     try:
-        denoised_HWC = denoise_image(state, config, image_HWC, level, tile)
+        denoised_HWC = (zero_shot_image(image_HWC) if state is None
+                        else denoise_image(state, config, image_HWC, level, tile))
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
     try:
@@ -124,7 +140,7 @@ def _denoise_file(state, config: Config, path: Path, destination: Path,
 def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence[Path],
                   out_dir: Path, epoch: Optional[int] = None, sigma=None,
                   tile: Optional[int] = DEFAULT_TILE, pretrained: Optional[str] = None,
-                  out_format: str = "auto"):
+                  out_format: str = "auto", zero_shot: bool = False):
     """Denoises each image file into `out_dir` (created if missing); returns (written, errors).
 
     `sigma`: the noise level a conditional model is told, in [0, 1] units, or 'auto' (the
@@ -134,17 +150,20 @@ def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence
     estimated (or None); errors: one-line messages, one per file that failed. A bad file does
     not stop the others; a bad workdir, model, epoch, sigma or out_dir raises DaeError. With
     `pretrained`, the model is the shipped one of that name (dae.pretrained), not a run's.
-    `out_format`: OUT_FORMATS; auto writes a PNG at the input's bit depth.
+    `out_format`: OUT_FORMATS; auto writes a PNG at the input's bit depth. With `zero_shot`, no
+    model: each image is denoised by a network fitted to it alone (dae.zeroshot).
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)  # Before the checkpoint load, which takes seconds.
-    if pretrained is not None:
+    if zero_shot:
+        config, state = None, None
+    elif pretrained is not None:
         from dae import pretrained as shipped
 
         config, state = shipped.load(pretrained)
     else:
         config, _, state = run.load_run(workdir, model, epoch)
-    if sigma is not None and not state.conditional:
+    if sigma is not None and state is not None and not state.conditional:
         raise DaeError(f"--sigma: model {config.model!r} is blind (trained without a noise "
                        f"level input); leave out --sigma, or use a conditional model "
                        f"(NAME:conditional=true)")

@@ -1,0 +1,286 @@
+"""Training without clean images (dae.objectives, dae.protocols.TRAINING): each mode's
+defining step, the fixed noisy copies it trains on, its options' errors, and each mode end to
+end on a tiny train400-like folder, read back by experiments.denoise."""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dae import data, objectives, protocols, train, zeroshot
+from dae.config import Config, DataInfo, validate
+from dae.data import Split
+from dae.errors import ConfigError
+from dae.noise import Noise
+from experiments import compare as compare_cli
+from experiments import denoise as denoise_cli
+from tests.test_benchmark import data_root, write_set  # noqa: F401 (a fixture)
+
+SIGMA = 25 / 255
+NOISE = Noise("gaussian", SIGMA, SIGMA, clip=False)
+SELF_SUPERVISED = [m for m, mode in protocols.TRAINING.items() if mode.self_supervised]
+
+
+def ramp(B=2, H=16, W=16, C=1):
+    """Images whose every pixel has its own value (so where a value came from is known)."""
+    return (jnp.arange(B * H * W * C, dtype=jnp.float32) / (B * H * W * C)).reshape(B, H, W, C)
+
+
+def identity_predict(x_BHWC, level_B):
+    return x_BHWC, {}
+
+
+def keys(n, seed=0):
+    return jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(jnp.arange(n))
+
+
+# Noise2Void
+
+
+def test_blind_spot_replaces_each_masked_pixel_by_another_pixel_of_its_window():
+    image = ramp(1, 64, 64)[0]
+    replaced, mask = objectives.blind_spot(jax.random.key(3), image)
+    replaced, mask, image = np.asarray(replaced), np.asarray(mask), np.asarray(image)
+    assert 0.5 / 64 < mask.mean() < 2 / 64  # about BLIND_SPOT_FRACTION
+    assert np.array_equal(replaced[~mask], image[~mask])  # only the masked pixels change
+    r = objectives.BLIND_SPOT_RADIUS
+    for y, x in zip(*np.nonzero(mask)):
+        source = np.argwhere(image[..., 0] == replaced[y, x, 0])
+        assert len(source) == 1, "a masked pixel's value comes from exactly one pixel"
+        sy, sx = source[0]
+        assert (sy, sx) != (y, x), "a masked pixel must not see its own value"
+        assert abs(sy - y) <= r and abs(sx - x) <= r
+
+
+def test_noise2void_scores_the_masked_pixels_only_on_their_hidden_values():
+    noisy = ramp(2, 32, 32) + jax.random.normal(jax.random.key(0), (2, 32, 32, 1)) * 0.1
+    ks = keys(2)
+    kwargs = dict(noise_model=NOISE, loss="mse", progress=0.0)
+    # A model that returns its input: its loss is the replaced values' error, not 0 (which it
+    # would be if the masked pixels were shown to the model).
+    loss, _ = objectives.noise2void(identity_predict, noisy, ks, **kwargs)
+    inputs, mask = jax.vmap(objectives.blind_spot)(ks, noisy)
+    expected = np.square(np.asarray(inputs - noisy))[..., 0][np.asarray(mask)].mean()
+    assert float(loss) > 0 and float(loss) == pytest.approx(expected, rel=1e-5)
+
+    # Outputs changed wherever the mask is not do not change the loss.
+    def wrong_elsewhere(x, level):
+        return jnp.where(mask[..., None], x, x + 100.0), {}
+
+    assert float(objectives.noise2void(wrong_elsewhere, noisy, ks, **kwargs)[0]) == \
+        pytest.approx(float(loss), rel=1e-6)
+
+
+# Neighbor2Neighbor
+
+
+def test_neighbour_pairs_take_two_adjacent_pixels_of_each_2x2_cell():
+    image = ramp(1, 32, 32)[0]
+    first, second = (np.asarray(g)[..., 0] for g in
+                     objectives.neighbour_pairs(jax.random.key(1), image))
+    assert first.shape == second.shape == (16, 16)
+    where = {float(v): divmod(i, 32) for i, v in enumerate(np.asarray(image).reshape(-1))}
+    positions = set()
+    for cy in range(16):
+        for cx in range(16):
+            (y1, x1), (y2, x2) = where[float(first[cy, cx])], where[float(second[cy, cx])]
+            assert (y1 // 2, x1 // 2) == (cy, cx) == (y2 // 2, x2 // 2), "from the cell"
+            assert abs(y1 - y2) + abs(x1 - x2) == 1, "two different, adjacent pixels"
+            positions.add((y1 % 2, x1 % 2, y2 % 2, x2 % 2))
+    assert len(positions) == 8  # every choice of a pixel and its neighbour occurs
+
+
+def test_neighbor2neighbor_targets_the_other_sub_image_and_ramps_its_regulariser():
+    noisy = ramp(2, 16, 16) + jax.random.normal(jax.random.key(0), (2, 16, 16, 1)) * 0.1
+    ks = keys(2)
+    first, second = jax.vmap(objectives.neighbour_pairs)(ks, noisy)
+    reconstruction = float(jnp.square(first - second).mean())
+    at = lambda progress: float(objectives.neighbor2neighbor(
+        identity_predict, noisy, ks, noise_model=NOISE, loss="mse", progress=progress)[0])
+    # The identity's sub-images of its output are those of the input: the regulariser is 0,
+    # and the loss is the two sub-images' difference (0 if they were drawn from one pixel).
+    assert reconstruction > 0 and at(0.0) == pytest.approx(reconstruction, rel=1e-5)
+    assert at(1.0) == pytest.approx(reconstruction, rel=1e-5)
+
+    def halve(x, level):  # a model whose whole-image output differs from its sub-images'
+        return x * 0.5, {}
+
+    base = objectives.neighbor2neighbor(halve, noisy, ks, noise_model=NOISE, loss="mse",
+                                        progress=0.0)[0]
+    full = objectives.neighbor2neighbor(halve, noisy, ks, noise_model=NOISE, loss="mse",
+                                        progress=1.0)[0]
+    regulariser = float(jnp.square(first * 0.5 - second - (first * 0.5 - second * 0.5)).mean())
+    assert float(full) - float(base) == pytest.approx(
+        objectives.NEIGHBOR2NEIGHBOR_GAMMA * regulariser, rel=1e-4)
+
+
+# Noise2Noise and the noisy copies
+
+
+def test_noise2noise_scores_one_copy_against_the_other():
+    clean = ramp(4, 8, 8)
+    pairs = data.noisy_copies(Split.from_array(np.asarray(clean * 255, np.uint8)), NOISE,
+                              jax.random.key(0), copies=2).pixels
+    loss, _ = objectives.noise2noise(identity_predict, pairs, keys(4), noise_model=NOISE,
+                                     loss="mse", progress=0.0)
+    # Copy against copy: twice the noise's variance (0 if a copy were its own target).
+    assert float(loss) == pytest.approx(2 * SIGMA ** 2, rel=0.25)
+
+
+@pytest.mark.parametrize("fixed_size", [True, False])
+def test_noisy_copies_are_drawn_once_per_image_and_independent(fixed_size):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (24, 24 if fixed_size else 20 + 2 * i, 1), np.uint8)
+              for i in range(5)]
+    split = Split.from_images(images)
+    two = data.noisy_copies(split, NOISE, jax.random.key(1), copies=2)
+    again = data.noisy_copies(split, NOISE, jax.random.key(1), copies=2)
+    assert two.channels == 2 and two.pixels.dtype == jnp.float32
+    assert np.array_equal(np.asarray(two.pixels), np.asarray(again.pixels))  # fixed by the key
+    for i, image in enumerate(images):
+        noise = np.asarray(two.image(i)) - image.astype(np.float32) / 255.0
+        assert np.std(noise) == pytest.approx(SIGMA, rel=0.1)
+        assert abs(np.corrcoef(noise[..., 0].ravel(), noise[..., 1].ravel())[0, 1]) < 0.1
+    # One image's noise does not depend on the images after it.
+    first = data.noisy_copies(split.take(2), NOISE, jax.random.key(1), copies=2)
+    assert np.array_equal(np.asarray(first.image(1)), np.asarray(two.image(1)))
+
+
+def test_self_supervised_batches_hold_only_the_fixed_noisy_copies(mock_mnist):
+    """No clean image, and no fresh noise draw of one, reaches a self-supervised step."""
+    config = dataclasses.replace(Config(batch_size=8, noise="gaussian:25/255", clip_noise=False,
+                                        training="noise2void", loss="mse"), train_examples=16)
+    copy = np.asarray(data.noisy_copies(mock_mnist.train.take(16), config.noise_model(),
+                                        jax.random.fold_in(jax.random.key(0), 5)).pixels)
+    clean = np.asarray(mock_mnist.train.take(16).pixels).astype(np.float32) / 255
+    batches = data.TrainBatches(mock_mnist.train, config, copies=1)
+    seen = [np.asarray(b) for epoch in (1, 2) for b in batches.epoch(epoch)]
+    for batch in seen:
+        for image in batch:
+            assert any(np.array_equal(image, c) for c in copy), "not one of the fixed copies"
+            assert not any(np.allclose(image, c, atol=0.02) for c in clean)
+    assert len(seen) == 4  # two epochs of 16 images in batches of 8, the same copies both
+
+
+@pytest.mark.parametrize("noisy_inputs", [False, True])
+def test_fit_feeds_a_self_supervised_mode_noisy_images_only(noisy_inputs, mock_mnist,
+                                                            monkeypatch, tmp_path):
+    """fit hands a self-supervised objective the fixed noisy copies, or, with --noisy-inputs,
+    the images as they are (nothing added), never a clean image with fresh noise."""
+    received = []
+
+    def spy(predict, batch, keys_B, **kwargs):
+        jax.debug.callback(lambda b: received.append(np.asarray(b)), batch)
+        return objectives.noise2void(predict, batch, keys_B, **kwargs)
+
+    monkeypatch.setitem(protocols.TRAINING, "noise2void",
+                        dataclasses.replace(protocols.TRAINING["noise2void"], objective=spy))
+    config = Config(model="unet:features=4:residual=true", batch_size=8, epochs=2,
+                    noise="gaussian:25/255", clip_noise=False, training="noise2void", loss="mse",
+                    train_examples=16, noisy_inputs=noisy_inputs)
+    dataset = data.Dataset("mnist", mock_mnist.train.take(16), mock_mnist.test.take(8))
+    train.fit(validate(config, DataInfo((28, 28), 16)), tmp_path, dataset)
+    images = np.asarray(mock_mnist.train.take(16).pixels)
+    if noisy_inputs:
+        expected = images
+    else:
+        expected = np.asarray(data.noisy_copies(mock_mnist.train.take(16), config.noise_model(),
+                                                jax.random.fold_in(jax.random.key(0), 5)).pixels)
+    assert len(received) == 4  # 2 epochs of 2 steps
+    for batch in received:
+        assert batch.dtype == expected.dtype
+        for image in batch:
+            assert any(np.array_equal(image, e) for e in expected)
+
+
+# Options
+
+
+@pytest.mark.parametrize("given, option", [
+    (dict(training="noise2void", noise="gaussian:0-75/255"), "--noise"),
+    (dict(training="noise2noise", loss="l1"), "--loss"),
+    (dict(training="neighbor2neighbor", patch_size=63), "--patch-size"),
+    (dict(training="noise2void", train_scales=(1.0, 0.5)), "--train-scales"),
+    (dict(training="self"), "--training"),
+    (dict(training="noise2noise", noisy_inputs=True), "--noisy-inputs"),
+    (dict(noisy_inputs=True), "--noisy-inputs"),
+])
+def test_a_mode_s_wrong_options_get_one_line(given, option):
+    base = dict(model="unet_res", dataset="folder:/x", patch_size=64, noise="gaussian:25/255",
+                clip_noise=False, loss="mse", image_size=None)
+    with pytest.raises(ConfigError) as error:
+        validate(Config(**{**base, **given}))
+    assert error.value.option == option and "\n" not in str(error.value)
+
+
+# End to end
+
+
+@pytest.mark.parametrize("mode", SELF_SUPERVISED)
+def test_each_mode_trains_on_train400_and_denoises(mode, data_root, tmp_path, monkeypatch):
+    from dae import benchmark
+
+    monkeypatch.setenv(benchmark.CACHE_ENV, str(tmp_path / "cache"))
+    workdir = tmp_path / "run"
+    model = "unet:features=4:residual=true"
+    compare_cli.main(["--dataset", "train400", "--data-dir", str(data_root), "--models", model,
+                      "--training", mode, "--noise", "gaussian:25/255", "--epochs", "1",
+                      "--patch-size", "16", "--batch-size", "4", "--patches-per-epoch", "8",
+                      "--test-sigmas", "25", "--baselines", "none", "--workdir", str(workdir)])
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["config"]["training"] == mode
+    label = protocols.TRAINING[mode].label(model)
+    assert list(results["benchmark"]["rows"]) == [label]
+    assert f"trained by {mode}" in (workdir / "results.md").read_text()
+    saved = json.loads(next(workdir.glob("*/config.json")).read_text())
+    assert saved["training"] == mode
+    noisy = data_root / "Set12" / "00.png"
+    denoise_cli.main(["--workdir", str(workdir), "--model", model, str(noisy),
+                      "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "00_denoised.png").exists()
+
+
+# Zero-shot
+
+
+def test_pair_downsample_averages_the_two_diagonals_of_each_cell():
+    x = ramp(1, 4, 6)
+    main, other = (np.asarray(h)[0, ..., 0] for h in zeroshot.pair_downsample(x))
+    v = np.asarray(x)[0, ..., 0]
+    assert main.shape == other.shape == (2, 3)
+    assert main[1, 2] == pytest.approx((v[2, 4] + v[3, 5]) / 2)
+    assert other[1, 2] == pytest.approx((v[2, 5] + v[3, 4]) / 2)
+
+
+def test_zero_shot_denoises_an_image_from_itself_alone():
+    from tests.test_natural import smooth_photo
+
+    clean = smooth_photo(48, 48, 3)[..., :1].astype(np.float32) / 255
+    noisy = clean + np.random.default_rng(0).normal(0, SIGMA, clean.shape).astype(np.float32)
+    calls = []
+    out = zeroshot.denoise(noisy, steps=150, progress=lambda: calls.append(1))
+    assert out.shape == noisy.shape and len(calls) == 150
+    mse = lambda x: float(np.mean(np.square(x - clean)))
+    assert mse(out) < 0.5 * mse(np.clip(noisy, 0, 1))
+    assert np.array_equal(out, zeroshot.denoise(noisy, steps=150))  # the same seed, the same
+
+
+def test_zero_shot_from_the_command_line(tmp_path, capsys):
+    from PIL import Image
+
+    from tests.test_natural import smooth_photo
+
+    rng = np.random.default_rng(1)
+    noisy = np.clip(smooth_photo(24, 32, 2) + rng.normal(0, 25, (24, 32, 3)), 0, 255)
+    Image.fromarray(noisy.astype(np.uint8)).save(tmp_path / "a.png")
+    assert denoise_cli.main(["--zero-shot", str(tmp_path / "a.png"), "--out",
+                             str(tmp_path / "out")]) == 0
+    written = np.asarray(Image.open(tmp_path / "out" / "a_denoised.png"))
+    assert written.shape == (24, 32, 3)  # colour in, colour out
+    with pytest.raises(SystemExit):
+        denoise_cli.main(["--zero-shot", "--sigma", "25/255", str(tmp_path / "a.png"), "--out",
+                          str(tmp_path / "out")])
+    assert "--zero-shot takes no noise level" in capsys.readouterr().err
