@@ -36,7 +36,8 @@ def parse_args(argv=None):
                    help="the benchmark's test sets (train400: set12,bsd68; cbsd432: "
                         "cbsd68,kodak24,mcmaster; default: those the data root holds)")
     p.add_argument("--test-sigmas", type=cli.sigma_list, default=None,
-                   help="the benchmark's noise levels on the 0-255 scale (default: 15,25,50)")
+                   help="the benchmark's noise levels on the 0-255 scale (default: 15,25,50; "
+                        "for a model trained at one level, that level)")
     p.add_argument("--data-dir", default=None,
                    help="mnist, tfds:NAME: a prepared TFDS folder (default: $TFDS_DATA_DIR); "
                         "train400, cbsd432: the folder holding the benchmark sets (default: "

@@ -76,3 +76,24 @@ def test_denoise_needs_a_workdir_and_model_or_a_shipped_name(argv, capsys):
     with pytest.raises(SystemExit) as e:
         denoise_cli.parse_args([*argv, "x.png", "--out", "o"])
     assert e.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name, channels", [("grey", 1), ("colour", 3)])
+def test_each_model_shipped_in_the_repository_loads_by_name_and_denoises(name, channels,
+                                                                         tmp_path):
+    """checkpoints/grey and checkpoints/colour, as a fresh clone has them: noise-conditional,
+    and what they write is closer to the clean image than the noisy one."""
+    from tests.test_natural import smooth_photo
+
+    config, state = pretrained.load(name)
+    assert state.conditional and config.channels == channels
+    assert (pretrained.ROOT / name / pretrained.TRAINING).read_text().count("commit") >= 1
+    clean = smooth_photo(40, 56, 5)[..., :channels].astype(np.float64)
+    noisy = np.clip(clean + np.random.default_rng(2).normal(0, 25, clean.shape), 0, 255)
+    Image.fromarray(noisy.astype(np.uint8).squeeze()).save(tmp_path / "n.png")
+    assert denoise_cli.main(["--pretrained", name, str(tmp_path / "n.png"), "--out",
+                             str(tmp_path / "out")]) == 0
+    out = np.asarray(Image.open(tmp_path / "out" / "n_denoised.png"), np.float64)
+    assert out.shape == clean.squeeze().shape
+    mse = lambda x: np.mean(np.square(x - clean.squeeze()))
+    assert mse(out) < 0.5 * mse(noisy.squeeze())

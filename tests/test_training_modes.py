@@ -229,9 +229,10 @@ def test_each_mode_trains_on_train400_and_denoises(mode, data_root, tmp_path, mo
     compare_cli.main(["--dataset", "train400", "--data-dir", str(data_root), "--models", model,
                       "--training", mode, "--noise", "gaussian:25/255", "--epochs", "1",
                       "--patch-size", "16", "--batch-size", "4", "--patches-per-epoch", "8",
-                      "--test-sigmas", "25", "--baselines", "none", "--workdir", str(workdir)])
+                      "--baselines", "none", "--workdir", str(workdir)])
     results = json.loads((workdir / "results.json").read_text())
     assert results["config"]["training"] == mode
+    assert results["benchmark"]["sigmas"] == [25]  # scored at the level it was trained at
     label = protocols.TRAINING[mode].label(model)
     assert list(results["benchmark"]["rows"]) == [label]
     assert f"trained by {mode}" in (workdir / "results.md").read_text()

@@ -29,7 +29,8 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
     minutes) and, whole, once it has; then `run` in `workdir` (default:
     checkpoints/<Protocol.run_name>). On the benchmark's protocol, the models are then scored
     on `test_sets` (default: every one of their colour in the data root) at `test_sigmas`
-    (0-255 scale; default 15, 25, 50), read before training starts."""
+    (0-255 scale; default 15, 25, 50, or the one level a model was trained at), read before
+    training starts."""
     spec = data.canonical(dataset)
     protocol = protocols.of(spec)
     given = dict(given)
@@ -63,9 +64,12 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
     checked = [validate(c, info) for c in configs(loaded.image_size, loaded.channels)]
     tests = None
     if protocol.benchmark:
+        # A model trained at one level is scored at it; one of a range at the sweep's levels.
+        trained = checked[0].noise_model()
+        levels = protocol.sweep_levels if trained.low != trained.high else (trained.low,)
         tests = benchmark.Plan(
             benchmark.load_test_sets(test_sets, loaded.channels, data_dir),
-            tuple(test_sigmas or (round(level * 255) for level in protocol.sweep_levels)))
+            tuple(test_sigmas or (round(level * 255) for level in levels)))
         log.info(f"the benchmark: {', '.join(s.name for s in tests.sets)} at sigma "
                  f"{', '.join(map(str, tests.sigmas))}")
     workdir = workdir or Path("checkpoints") / protocol.run_name(checked[0], seeds)
