@@ -280,8 +280,8 @@ def test_a_nan_in_a_step_stops_training_with_one_line_and_saves_nothing_of_its_e
         where, what, tmp_path, uninterrupted, capsys, monkeypatch):
     make_train_step = train.make_train_step
 
-    def poisoned_train_step(config):
-        step = make_train_step(config)
+    def poisoned_train_step(config, *args):
+        step = make_train_step(config, *args)
 
         def poisoned_step(state, batch, rng):
             if where == "before" and int(state.step) == 5:
