@@ -88,22 +88,30 @@ def _forward(apply_fn: Callable, multiple: int, variables, noisy_BHWC, **level):
     return apply_fn(variables, models.pad_to_multiple(noisy_BHWC, multiple), **level)[:, :H, :W]
 
 
-def _outputs(apply_fn: Callable, multiple: int, ensemble: bool, variables, noisy_BHWC,
-             **level):
-    """_forward, or with `ensemble` the mean of its outputs over the 8 flips and 90-degree
-    rotations of the input, each turned back (geometric self-ensemble: Timofte et al. 2016,
-    Lim et al. 2017's EDSR+): 8x the compute, about 0.1-0.2 dB for a denoiser."""
-    if not ensemble:
-        return _forward(apply_fn, multiple, variables, noisy_BHWC, **level)
+def turn(x_BHWC, turns: int, flip: bool):
+    """The batch rotated by `turns` quarter turns, then mirrored left to right if `flip`."""
+    x_BHWC = jnp.rot90(x_BHWC, turns, axes=(1, 2))
+    return x_BHWC[:, :, ::-1] if flip else x_BHWC
+
+
+def geometric_ensemble(forward: Callable, x_BHWC):
+    """The mean of `forward`'s outputs over the 8 flips and 90-degree rotations of the input,
+    each turned back (geometric self-ensemble: Timofte et al. 2016, Lim et al. 2017's EDSR+): 8x
+    the compute, about 0.1-0.2 dB for a denoiser."""
     total = 0.0
     for turns in range(4):
         for flip in (False, True):
-            x = jnp.rot90(noisy_BHWC, turns, axes=(1, 2))
-            x = x[:, :, ::-1] if flip else x
-            y = _forward(apply_fn, multiple, variables, x, **level)
+            y = forward(turn(x_BHWC, turns, flip))
             y = y[:, :, ::-1] if flip else y
             total = total + jnp.rot90(y, -turns, axes=(1, 2))
     return total / 8.0
+
+
+def _outputs(apply_fn: Callable, multiple: int, ensemble: bool, variables, noisy_BHWC,
+             **level):
+    """_forward, or with `ensemble` its geometric_ensemble."""
+    forward = lambda x: _forward(apply_fn, multiple, variables, x, **level)
+    return geometric_ensemble(forward, noisy_BHWC) if ensemble else forward(noisy_BHWC)
 
 
 @functools.partial(xla.jit, static_argnums=(0, 1, 2, 3, 4))

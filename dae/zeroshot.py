@@ -1,11 +1,14 @@
-"""Zero-shot denoising: a small network fitted to one noisy image itself, no training data and
-no checkpoint (Mansour and Heckel's ZS-N2N, CVPR 2023).
+"""Zero-shot denoising: a small network fitted to one noisy image itself, with no training data
+and no checkpoint, given the noise level (or an estimate of it).
 
-The image's two diagonal 2x2 averages (`pair_downsample`) are two half-size images with the
-same content and independent noise, so, as in Noise2Noise, a network that maps one to the other
-learns to denoise; a consistency term ties its output on the whole image to those on the halves.
-The network predicts the noise (two 3x3 convolutions and a 1x1, leaky ReLU), so it starts near
-the identity and its receptive field is 5x5: it cannot learn the image by heart.
+Recorrupted-to-recorrupted (Pang et al., CVPR 2021), on one image: each step draws fresh
+Gaussian noise z and trains the network to map y + alpha sigma z to y - sigma z / alpha. For
+Gaussian noise of level sigma, the two have independent noise, so the loss is, in expectation,
+a supervised loss with the noisier image as input. The noise in y is fixed, though, so a network
+that could learn the image by heart would learn its noise too: the network is small (six 3x3
+convolutions of 32 channels, predicting the noise), each step sees a few random crops turned by
+one of the 8 flips and rotations, and the output is the mean over the 8 of them and over fresh
+recorruptions (RECORRUPTIONS).
 """
 
 import functools
@@ -17,95 +20,127 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dae import xla
+from dae import evaluation, tiling, xla
 
-# ZS-N2N's recipe is 3000 Adam steps on the whole image at 1e-3 (halved every 1000), 48
-# channels: ~7 minutes a 256x256 image on this project's 2-core CPU. Measured there on Set12's
-# 01.png at sigma 25: whole image, 400 steps (a minute): 25.50 dB; random 64x64 crops (so 16x
-# cheaper steps), 1500 steps at 2e-3: 26.72 dB in 17 s; 4000 steps: 26.63; 5 convolutions
-# instead of 2: 26.24. NL-means gives 28.55 there (docs/results.md).
-FEATURES = 48
-STEPS = 1500
-LEARNING_RATE = 2e-3
-CROP = 64  # px: each step on a random crop of the image (None: the whole image)
+# Measured on Set12 at sigma 25 (docs/results.md): on 01.png, 1000 steps of 6 convolutions give
+# 28.20 dB, 8 convolutions of 48 channels over 2000 steps 27.43 (it learns the noise), alpha 1
+# instead of 0.5 28.37 (1.5: 27.83), 2000 steps 28.50, with the geometric self-ensemble 28.75;
+# ZS-N2N (Mansour and Heckel 2023, blind) gave 26.72 and NL-means 28.55. On the 512x512 09.png
+# (Barbara), 2000 steps give 27.64 and 6000 28.59 (NL-means 28.20): a larger image has more to
+# learn from before the network learns its noise, hence steps in proportion to the area.
+DEPTH = 6
+FEATURES = 32
+STEPS = 2000  # for an image of up to REFERENCE_PIXELS; in proportion to the area above that
+REFERENCE_PIXELS = 256 * 256
+MAX_STEPS = 6000
+LEARNING_RATE = 2e-3  # cosine-decayed to 0 over the steps
+CROP = 48  # px, BATCH random crops a step
+BATCH = 4
+ALPHA = 1.0  # the recorruption's split: y + ALPHA sigma z in, y - sigma z / ALPHA out
+RECORRUPTIONS = 2  # fresh recorrupted inputs averaged over, for each of the 8 turns
 
 
-class ZSN2N(nn.Module):
-    """ZS-N2N's network: conv3x3-lrelu, conv3x3-lrelu, conv1x1; the output is the noise."""
+def default_steps(height: int, width: int) -> int:
+    """The steps an image of height x width px is fitted for: STEPS per REFERENCE_PIXELS, at least
+    STEPS and at most MAX_STEPS."""
+    return int(min(MAX_STEPS, max(STEPS, round(STEPS * height * width / REFERENCE_PIXELS))))
 
+
+class ZeroShotNet(nn.Module):
+    """conv3x3-ReLU (depth - 1 times), conv3x3 to the noise, subtracted from the input."""
+
+    depth: int = DEPTH
     features: int = FEATURES
 
     @nn.compact
     def __call__(self, x_BHWC):
-        y = nn.leaky_relu(nn.Conv(self.features, (3, 3))(x_BHWC), 0.2)
-        y = nn.leaky_relu(nn.Conv(self.features, (3, 3))(y), 0.2)
-        return nn.Conv(x_BHWC.shape[-1], (1, 1))(y)
+        y = x_BHWC
+        for _ in range(self.depth - 1):
+            y = nn.relu(nn.Conv(self.features, (3, 3))(y))
+        return x_BHWC - nn.Conv(x_BHWC.shape[-1], (3, 3))(y)
 
 
-def pair_downsample(x_BHWC):
-    """(the mean of each 2x2 cell's main diagonal, that of its other diagonal): (B, H/2, W/2, C)
-    each, from disjoint pixels."""
-    B, H, W, C = x_BHWC.shape
-    cells = x_BHWC[:, : H - H % 2, : W - W % 2].reshape(B, H // 2, 2, W // 2, 2, C)
-    main = (cells[:, :, 0, :, 0] + cells[:, :, 1, :, 1]) / 2
-    other = (cells[:, :, 0, :, 1] + cells[:, :, 1, :, 0]) / 2
-    return main, other
+def recorrupted_pair(y_BHWC, z_BHWC, sigma: float, alpha: float = ALPHA):
+    """(input, target): y + alpha sigma z and y - sigma z / alpha, whose noises are independent
+    when y's is Gaussian of level sigma and z standard normal."""
+    return y_BHWC + alpha * sigma * z_BHWC, y_BHWC - sigma * z_BHWC / alpha
 
 
-def loss(params, apply_fn: Callable, noisy_BHWC):
-    """ZS-N2N's: each half denoised against the other (residual), plus the halves' denoised
-    against the halves of the whole image denoised (consistency)."""
-    denoise = lambda x: x - apply_fn({"params": params}, x)
-    first, second = pair_downsample(noisy_BHWC)
-    first_denoised, second_denoised = denoise(first), denoise(second)
-    whole_first, whole_second = pair_downsample(denoise(noisy_BHWC))
-    mse = lambda a, b: jnp.mean(jnp.square(a - b))
-    residual = (mse(first_denoised, second) + mse(second_denoised, first)) / 2
-    consistency = (mse(first_denoised, whole_first) + mse(second_denoised, whole_second)) / 2
-    return residual + consistency
-
-
-def _crop(noisy_BHWC, key, size: int):
-    """A random even-aligned size x size crop of the image (all of it when smaller), so that its
-    2x2 cells are the image's."""
-    H, W = noisy_BHWC.shape[1:3]
-    ch, cw = min(size, H - H % 2), min(size, W - W % 2)
-    y_key, x_key = jax.random.split(key)
-    y = 2 * jax.random.randint(y_key, (), 0, (H - ch) // 2 + 1)
-    x = 2 * jax.random.randint(x_key, (), 0, (W - cw) // 2 + 1)
-    return jax.lax.dynamic_slice(noisy_BHWC, (0, y, x, 0), (1, ch, cw, noisy_BHWC.shape[-1]))
+def random_crops(y_HWC, key, size: int, count: int):
+    """`count` random size x size crops of the image (clamped to it), each turned by one random
+    flip or rotation of the 8 (all the same one)."""
+    H, W, C = y_HWC.shape
+    h, w = min(size, H), min(size, W)
+    y_key, x_key, turn_key = jax.random.split(key, 3)
+    ys = jax.random.randint(y_key, (count,), 0, H - h + 1)
+    xs = jax.random.randint(x_key, (count,), 0, W - w + 1)
+    crops = jax.vmap(lambda y, x: jax.lax.dynamic_slice(y_HWC, (y, x, 0), (h, w, C)))(ys, xs)
+    if h != w:  # A rotation would change the shape: flips only.
+        return jax.lax.cond(jax.random.bernoulli(turn_key), lambda c: c[:, :, ::-1],
+                            lambda c: c, crops)
+    return jax.lax.switch(jax.random.randint(turn_key, (), 0, 8),
+                          [functools.partial(evaluation.turn, turns=t % 4, flip=t >= 4)
+                           for t in range(8)], crops)
 
 
 @functools.lru_cache(maxsize=None)
-def _update(features: int, steps: int, crop: Optional[int], learning_rate: float):
-    model = ZSN2N(features)
-    tx = optax.adam(optax.exponential_decay(learning_rate, max(1, steps // 3), 0.5,
-                                            staircase=True))
+def _functions(depth: int, features: int, steps: int, crop: int, batch: int,
+               learning_rate: float, alpha: float):
+    model = ZeroShotNet(depth, features)
+    tx = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
 
-    def update(params, opt_state, noisy_BHWC, key):
-        x = noisy_BHWC if crop is None else _crop(noisy_BHWC, key, crop)
-        value, grads = jax.value_and_grad(loss)(params, model.apply, x)
+    def loss(params, y_HWC, sigma, key):
+        crop_key, noise_key = jax.random.split(key)
+        crops = random_crops(y_HWC, crop_key, crop, batch)
+        noisier, target = recorrupted_pair(crops, jax.random.normal(noise_key, crops.shape),
+                                           sigma, alpha)
+        return jnp.mean(jnp.square(model.apply({"params": params}, noisier) - target))
+
+    def update(params, opt_state, y_HWC, sigma, key):
+        value, grads = jax.value_and_grad(loss)(params, y_HWC, sigma, key)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value
 
-    return model, tx, xla.jit(update, donate_argnums=(0, 1))
+    def infer(params, y_BHWC, sigma, key):
+        forward = lambda x: model.apply({"params": params}, x)
+        total = 0.0
+        for k in jax.random.split(key, RECORRUPTIONS):
+            noisier, _ = recorrupted_pair(y_BHWC, jax.random.normal(k, y_BHWC.shape), sigma,
+                                          alpha)
+            total = total + evaluation.geometric_ensemble(forward, noisier)
+        return total / RECORRUPTIONS
+
+    return model, tx, xla.jit(update, donate_argnums=(0, 1)), xla.jit(infer)
 
 
-def denoise(noisy_HWC: np.ndarray, steps: int = STEPS, features: int = FEATURES, seed: int = 0,
-            progress: Optional[Callable[[], None]] = None, crop: Optional[int] = CROP,
-            learning_rate: float = LEARNING_RATE) -> np.ndarray:
-    """The image denoised by a ZSN2N fitted to it for `steps` Adam steps (its learning rate
-    halved at each third), each on a random `crop` x `crop` of it (None: the whole image);
-    float [0, 1] (H, W, C) in, the same out, clipped to [0, 1]. `progress` is called after each
-    step. The same seed, the same output."""
-    model, tx, update = _update(features, steps, crop, learning_rate)
-    noisy = jnp.asarray(noisy_HWC, jnp.float32)[None]
-    init_key, crop_key = jax.random.split(jax.random.key(seed))
-    params = model.init(init_key, noisy[:, :8, :8])["params"]
+def denoise(noisy_HWC: np.ndarray, sigma: float, steps: Optional[int] = None, seed: int = 0,
+            progress: Optional[Callable[[], None]] = None, tile: Optional[int] = None,
+            depth: int = DEPTH, features: int = FEATURES, crop: int = CROP,
+            batch: int = BATCH, learning_rate: float = LEARNING_RATE,
+            alpha: float = ALPHA) -> np.ndarray:
+    """The image denoised by a ZeroShotNet fitted to it for `steps` Adam steps (default:
+    default_steps), for Gaussian
+    noise of level `sigma` (in [0, 1] units); float [0, 1] (H, W, C) in, the same out, clipped
+    to [0, 1]. `progress` is called after each step. The output is computed in tiles of `tile`
+    px (dae.tiling; None: whole), so any size fits in bounded memory. The same seed, the same
+    output."""
+    steps = default_steps(*noisy_HWC.shape[:2]) if steps is None else steps
+    model, tx, update, infer = _functions(depth, features, steps, crop, batch, learning_rate,
+                                          alpha)
+    y_HWC = jnp.asarray(noisy_HWC, jnp.float32)
+    init_key, step_key, infer_key = jax.random.split(jax.random.key(seed), 3)
+    params = model.init(init_key, y_HWC[None, :8, :8])["params"]
     opt_state = tx.init(params)
+    sigma = jnp.float32(sigma)
     for step in range(steps):
-        params, opt_state, _ = update(params, opt_state, noisy, jax.random.fold_in(crop_key, step))
+        params, opt_state, _ = update(params, opt_state, y_HWC, sigma,
+                                      jax.random.fold_in(step_key, step))
         if progress is not None:
             progress()
-    denoised = noisy - model.apply({"params": params}, noisy)
-    return np.clip(np.asarray(denoised[0]), 0.0, 1.0)
+    tiles = iter(range(1 << 30))
+    run_batch = lambda x_BHWC: np.asarray(infer(params, jnp.asarray(x_BHWC), sigma,
+                                                jax.random.fold_in(infer_key, next(tiles))))
+    image = np.asarray(noisy_HWC, np.float32)
+    out = (run_batch(image[None])[0] if tile is None
+           else tiling.denoise_tiled(run_batch, image, tile, batch=1))
+    return np.clip(out, 0.0, 1.0)

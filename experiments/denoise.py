@@ -4,6 +4,7 @@
         [--sigma auto | 25/255]
     python -m experiments.denoise --pretrained NAME IN.png --out OUTDIR   (a shipped model)
     python -m experiments.denoise --zero-shot IN.png --out OUTDIR   (fitted to each image alone)
+        [--sigma auto | 25/255]
 """
 
 import sys
@@ -22,7 +23,8 @@ def parse_args(argv=None):
                        help="a model shipped in checkpoints/ (python -m experiments.export)")
     which.add_argument("--zero-shot", action="store_true",
                        help="no model: fit a small network to each noisy image itself "
-                            "(ZS-N2N, dae.zeroshot; about a minute a 256x256 image on 2 cores)")
+                            "for Gaussian noise of --sigma (dae.zeroshot: recorrupted-to-"
+                            "recorrupted; under a minute a 256x256 image on 2 cores)")
     p.add_argument("--model", default=None,
                    help="with --workdir, which model's checkpoint denoises: its spec (e.g. "
                         "unet:features=12) or its run folder (unet_features=12)")
@@ -30,9 +32,9 @@ def parse_args(argv=None):
                    help="where <stem>_denoised.png (or .tif) go (created)")
     p.add_argument("--epoch", type=int, default=None, help="default: the latest")
     p.add_argument("--sigma", type=cli.sigma_or_auto, default=None,
-                   help="a conditional model's noise level, e.g. 25/255, or auto: estimated "
-                        "from each image (the default for conditional models; blind ones take "
-                        "none)")
+                   help="the noise level a conditional model or --zero-shot is told, e.g. "
+                        "25/255, or auto: estimated from each image (the default; blind models "
+                        "take none)")
     p.add_argument("--out-format", choices=("auto", "png8", "png16", "tiff16"), default="auto",
                    help="auto (default): a PNG at the input's bit depth (8 or 16); or 8- or "
                         "16-bit PNG, or 16-bit TIFF")
@@ -44,8 +46,6 @@ def parse_args(argv=None):
     if (args.workdir is None) != (args.model is None):
         p.error("--workdir and --model go together (or give --pretrained NAME or --zero-shot "
                 "alone)")
-    if args.zero_shot and args.sigma is not None:
-        p.error("--sigma: --zero-shot takes no noise level (it learns from the image itself)")
     return args
 
 

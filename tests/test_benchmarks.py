@@ -63,3 +63,31 @@ def test_peers_rejects_an_unknown_precision(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "--precisions" in err and "float32, bf16" in err and "Traceback" not in err
+
+
+def test_real_noise_figure_shows_each_method_on_each_image(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks import real_noise
+    from dae import zeroshot
+    from tests.test_benchmark import write_set
+
+    write_set(tmp_path / "data" / "rni15", 2, (40, 36), grey=False, seed=5)
+    for i in range(2):  # real noise: the files are the noisy photographs
+        path = tmp_path / "data" / "rni15" / f"{i:02d}.png"
+        image = np.asarray(Image.open(path), np.float64)
+        noisy = image + np.random.default_rng(i).normal(0, 20, image.shape)
+        Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(path)
+    monkeypatch.setattr(zeroshot, "STEPS", 5)
+    real_noise.main(["--out", str(tmp_path / "fig.png"), "--data-dir", str(tmp_path / "data"),
+                     "--images", "00.png,01.png", "--crop", "32"])
+    out = capsys.readouterr().out
+    assert out.count("estimated sigma") == 2
+    assert all(f"{m} " in out for m in ("CBM3D", "colour model", "zero-shot"))
+    with Image.open(tmp_path / "fig.png") as figure:
+        assert figure.size[0] > 300  # five columns
+    with pytest.raises(SystemExit):
+        real_noise.main(["--out", str(tmp_path / "f.png"), "--data-dir", str(tmp_path / "data"),
+                         "--images", "nope.png"])
+    assert "--images: nope.png not in rni15" in capsys.readouterr().err

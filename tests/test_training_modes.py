@@ -247,13 +247,27 @@ def test_each_mode_trains_on_train400_and_denoises(mode, data_root, tmp_path, mo
 # Zero-shot
 
 
-def test_pair_downsample_averages_the_two_diagonals_of_each_cell():
-    x = ramp(1, 4, 6)
-    main, other = (np.asarray(h)[0, ..., 0] for h in zeroshot.pair_downsample(x))
-    v = np.asarray(x)[0, ..., 0]
-    assert main.shape == other.shape == (2, 3)
-    assert main[1, 2] == pytest.approx((v[2, 4] + v[3, 5]) / 2)
-    assert other[1, 2] == pytest.approx((v[2, 5] + v[3, 4]) / 2)
+def test_recorrupted_pairs_have_independent_noise():
+    # Recorrupted-to-recorrupted's premise: with y's noise Gaussian of level sigma, the input's
+    # noise (n + alpha sigma z) and the target's (n - sigma z / alpha) are uncorrelated, so the
+    # network cannot learn to predict one from the other.
+    rng = np.random.default_rng(0)
+    n = rng.normal(0, SIGMA, (1, 64, 64, 1)).astype(np.float32)
+    z = rng.normal(0, 1, n.shape).astype(np.float32)
+    for alpha in (0.5, 1.0, 2.0):
+        noisier, target = (np.asarray(a) for a in zeroshot.recorrupted_pair(n, z, SIGMA, alpha))
+        assert np.var(noisier) == pytest.approx((1 + alpha**2) * SIGMA**2, rel=0.1)
+        assert abs(np.mean(noisier * target)) < 0.05 * SIGMA**2
+
+
+def test_zero_shot_crops_are_the_images_own_pixels_turned():
+    x = np.arange(10 * 12, dtype=np.float32).reshape(10, 12, 1)
+    crops = np.asarray(zeroshot.random_crops(jnp.asarray(x), jax.random.key(3), 4, 5))
+    assert crops.shape == (5, 4, 4, 1)
+    windows = {x[i : i + 4, j : j + 4, 0].tobytes() for i in range(7) for j in range(9)}
+    for crop in crops[..., 0]:  # each is a window of the image under one of the 8 turns
+        assert any(np.ascontiguousarray(t).tobytes() in windows
+                   for k in range(4) for t in (np.rot90(crop, k), np.rot90(crop, k)[:, ::-1]))
 
 
 def test_zero_shot_denoises_an_image_from_itself_alone():
@@ -262,15 +276,19 @@ def test_zero_shot_denoises_an_image_from_itself_alone():
     clean = smooth_photo(48, 48, 3)[..., :1].astype(np.float32) / 255
     noisy = clean + np.random.default_rng(0).normal(0, SIGMA, clean.shape).astype(np.float32)
     calls = []
-    out = zeroshot.denoise(noisy, steps=150, progress=lambda: calls.append(1))
+    out = zeroshot.denoise(noisy, SIGMA, steps=150, progress=lambda: calls.append(1))
     assert out.shape == noisy.shape and len(calls) == 150
     mse = lambda x: float(np.mean(np.square(x - clean)))
     assert mse(out) < 0.5 * mse(np.clip(noisy, 0, 1))
-    assert np.array_equal(out, zeroshot.denoise(noisy, steps=150))  # the same seed, the same
+    assert np.array_equal(out, zeroshot.denoise(noisy, SIGMA, steps=150))  # the same seed
+    tiled = zeroshot.denoise(noisy, SIGMA, steps=150, tile=16)  # any size, in bounded memory
+    assert mse(tiled) < 0.5 * mse(np.clip(noisy, 0, 1))
 
 
-def test_zero_shot_from_the_command_line(tmp_path, capsys):
+def test_zero_shot_from_the_command_line(tmp_path, capsys, monkeypatch):
     from PIL import Image
+
+    monkeypatch.setattr(zeroshot, "STEPS", 20)
 
     from tests.test_natural import smooth_photo
 
@@ -281,7 +299,8 @@ def test_zero_shot_from_the_command_line(tmp_path, capsys):
                              str(tmp_path / "out")]) == 0
     written = np.asarray(Image.open(tmp_path / "out" / "a_denoised.png"))
     assert written.shape == (24, 32, 3)  # colour in, colour out
-    with pytest.raises(SystemExit):
-        denoise_cli.main(["--zero-shot", "--sigma", "25/255", str(tmp_path / "a.png"), "--out",
-                          str(tmp_path / "out")])
-    assert "--zero-shot takes no noise level" in capsys.readouterr().err
+    assert "estimated noise sigma" in capsys.readouterr().out  # --sigma auto by default
+    assert denoise_cli.main(["--zero-shot", "--sigma", "25/255", str(tmp_path / "a.png"),
+                             "--out", str(tmp_path / "given")]) == 0
+    assert "estimated" not in capsys.readouterr().out
+    assert np.asarray(Image.open(tmp_path / "given" / "a_denoised.png")).shape == (24, 32, 3)

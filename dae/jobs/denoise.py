@@ -98,16 +98,19 @@ def _check_out_dir(out_dir: Path) -> None:
         raise DaeError(f"--out: {out_dir} exists and is not a directory")
 
 
-def zero_shot_image(image_HWC: np.ndarray) -> np.ndarray:
-    """dae.zeroshot's denoising of one float [0, 1] image, with a progress bar on a terminal."""
+def zero_shot_image(image_HWC: np.ndarray, level: float,
+                    tile: Optional[int] = DEFAULT_TILE) -> np.ndarray:
+    """dae.zeroshot's denoising of one float [0, 1] image with noise of `level`, with a
+    progress bar on a terminal."""
     from tqdm.auto import tqdm
 
     from dae import zeroshot
 
     H, W = image_HWC.shape[:2]
-    with tqdm(total=zeroshot.STEPS, desc=f"{W}x{H} zero-shot", unit="step", leave=False,
+    steps = zeroshot.default_steps(H, W)
+    with tqdm(total=steps, desc=f"{W}x{H} zero-shot", unit="step", leave=False,
               disable=None) as bar:
-        return zeroshot.denoise(image_HWC, progress=bar.update)
+        return zeroshot.denoise(image_HWC, level, steps, progress=bar.update, tile=tile)
 
 
 def _denoise_file(state, config: Optional[Config], path: Path, destination: Path,
@@ -122,11 +125,11 @@ def _denoise_file(state, config: Optional[Config], path: Path, destination: Path
     image_HWC, converted = as_model_input(read, read.shape[-1] if state is None
                                           else config.channels)
     level = None
-    if state is not None and state.conditional:
+    if state is None or state.conditional:
         level, estimated = noise_level(image_HWC, sigma)
         converted = "; ".join(filter(None, [converted, estimated])) or None
     try:
-        denoised_HWC = (zero_shot_image(image_HWC) if state is None
+        denoised_HWC = (zero_shot_image(image_HWC, level, tile) if state is None
                         else denoise_image(state, config, image_HWC, level, tile))
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
@@ -151,7 +154,8 @@ def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence
     not stop the others; a bad workdir, model, epoch, sigma or out_dir raises DaeError. With
     `pretrained`, the model is the shipped one of that name (dae.pretrained), not a run's.
     `out_format`: OUT_FORMATS; auto writes a PNG at the input's bit depth. With `zero_shot`, no
-    model: each image is denoised by a network fitted to it alone (dae.zeroshot).
+    model: each image is denoised by a network fitted to it alone (dae.zeroshot), for noise of
+    `sigma` ('auto' by default).
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)  # Before the checkpoint load, which takes seconds.
