@@ -260,6 +260,22 @@ def test_recorrupted_pairs_have_independent_noise():
         assert abs(np.mean(noisier * target)) < 0.05 * SIGMA**2
 
 
+def test_zero_shot_output_averages_a_fresh_recorruption_for_each_turn():
+    # With the network the identity (its noise output zeroed), the output is the image plus the
+    # mean of the recorruptions' noise: 8 x RECORRUPTIONS independent draws leave a variance of
+    # sigma^2 / (8 R); the same draw under all 8 turns would leave 8 times that.
+    model, _, _, infer = zeroshot.functions(zeroshot.DEPTH, zeroshot.FEATURES, 10,
+                                            zeroshot.CROP, zeroshot.BATCH,
+                                            zeroshot.LEARNING_RATE, zeroshot.ALPHA)
+    y = jnp.full((1, 32, 32, 1), 0.5)
+    params = model.init(jax.random.key(0), y)["params"]
+    last = sorted(params, key=lambda n: int(n.split("_")[-1]))[-1]
+    params = {**params, last: jax.tree.map(jnp.zeros_like, params[last])}
+    out = np.asarray(infer(params, y, jnp.float32(SIGMA), jax.random.key(1)))
+    expected = zeroshot.ALPHA**2 * SIGMA**2 / (8 * zeroshot.RECORRUPTIONS)
+    assert np.var(out - 0.5) == pytest.approx(expected, rel=0.25)
+
+
 def test_zero_shot_crops_are_the_images_own_pixels_turned():
     x = np.arange(10 * 12, dtype=np.float32).reshape(10, 12, 1)
     crops = np.asarray(zeroshot.random_crops(jnp.asarray(x), jax.random.key(3), 4, 5))
