@@ -12,15 +12,18 @@ it is conditional. Rows: the images. Prints each image's estimate and each metho
 """
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from dae import cli
+
 DEFAULT_IMAGES = ("Dog.png", "Frog.png", "Movie.png", "Window.png")
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.real_noise",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="the figure (PNG)")
@@ -45,8 +48,9 @@ def main(argv=None) -> None:
     missing = sorted(set(wanted) - set(split.names))
     if missing:
         p.error(f"--images: {', '.join(missing)} not in {args.set} ({', '.join(split.names)})")
-    crops = {n: np.asarray(images.to_unit(images.centre_crop(
-        np.asarray(split.image(split.names.index(n))), args.crop))) for n in wanted}
+    crops_u8 = {n: images.centre_crop(np.asarray(split.image(split.names.index(n))), args.crop)
+                for n in wanted}
+    crops = {n: np.asarray(images.to_unit(c)) for n, c in crops_u8.items()}
     levels = {n: baselines.estimated_std(c.astype("float64")) for n, c in crops.items()}
 
     models = []  # (label, config, state)
@@ -69,7 +73,7 @@ def main(argv=None) -> None:
         seconds[columns[1]] = time.perf_counter() - start
         for label, config, state in models:
             start = time.perf_counter()
-            image, _ = denoise.as_model_input(images.unit_to_u8(crop), config.channels)
+            image, _ = denoise.as_model_input(crops_u8[name], config.channels)
             out = denoise.denoise_image(state, config, image, level if state.conditional else None)
             shown.append(images.to_channels(out, crop.shape[-1]))
             seconds[label] = time.perf_counter() - start
@@ -84,7 +88,8 @@ def main(argv=None) -> None:
     report.image_grid(args.out, rows, f"{args.set}: real noise, {args.crop}x{args.crop} centre "
                       f"crops, each method told the level estimated from the crop", columns)
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -8,11 +8,14 @@ included.
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
+from dae import cli
 
-def main(argv=None) -> None:
+
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.zero_shot",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--set", default="set12", help="a benchmark test set (default: set12)")
@@ -27,6 +30,9 @@ def main(argv=None) -> None:
 
     from dae.data import sets
 
+    if args.set not in sets.TESTS[1] + sets.TESTS[3]:
+        p.error(f"--set: unknown test set {args.set!r}; the test sets are "
+                f"{', '.join(sets.TESTS[1] + sets.TESTS[3])}")
     channels = 3 if args.set in sets.TESTS[3] else 1
     (test_set,) = benchmark.load_test_sets([args.set], channels, args.data_dir)
     noisy = benchmark.noisy_images(test_set, args.sigma)
@@ -55,7 +61,8 @@ def main(argv=None) -> None:
     if args.out is not None:
         args.out.write_text(json.dumps({"set": args.set, "sigma": args.sigma, "steps": steps,
                                         "images": rows}, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -12,6 +12,7 @@ RECORRUPTIONS fresh recorruptions of the image.
 """
 
 import functools
+import itertools
 from typing import Callable, Optional
 
 import flax.linen as nn
@@ -145,7 +146,7 @@ def denoise(noisy_HWC: np.ndarray, sigma: float, steps: Optional[int] = None, se
                                       jax.random.fold_in(step_key, step))
         if progress is not None:
             progress()
-    tiles = iter(range(1 << 30))
+    tiles = itertools.count()  # each tile's recorruptions from a key of its own
     run_batch = lambda x_BHWC: np.asarray(infer(params, jnp.asarray(x_BHWC), sigma,
                                                 jax.random.fold_in(infer_key, next(tiles))))
     image = np.asarray(noisy_HWC, np.float32)
