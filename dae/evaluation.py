@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dae import metrics, models, noise, parallel, rng, xla
+from dae import metrics, models, noise, parallel, posterior, rng, xla
 from dae.data import Split, to_float
 from dae.noise import Noise
 
@@ -107,20 +107,25 @@ def geometric_ensemble(forward: Callable, x_BHWC):
     return total / 8.0
 
 
-def _outputs(apply_fn: Callable, multiple: int, ensemble: bool, variables, noisy_BHWC,
-             **level):
-    """_forward, or with `ensemble` its geometric_ensemble."""
+def _outputs(apply_fn: Callable, multiple: int, ensemble: bool, blind_spot: bool, variables,
+             noisy_BHWC, **level):
+    """_forward, or with `ensemble` its geometric_ensemble; with `blind_spot` (TrainState.
+    posterior) combined with the noisy pixels by dae.posterior at the level the model is told."""
     forward = lambda x: _forward(apply_fn, multiple, variables, x, **level)
-    return geometric_ensemble(forward, noisy_BHWC) if ensemble else forward(noisy_BHWC)
+    outputs = geometric_ensemble(forward, noisy_BHWC) if ensemble else forward(noisy_BHWC)
+    if not blind_spot:
+        return outputs
+    # The estimate as the image it is (a self-supervised mode's outputs are pixels: mse).
+    return posterior.combine(noisy_BHWC, jnp.clip(outputs, 0.0, 1.0), level["level_B"])
 
 
-@functools.partial(xla.jit, static_argnums=(0, 1, 2, 3, 4))
-def _eval_batch(apply_fn: Callable, loss: str, multiple: int, ensemble: bool,
+@functools.partial(xla.jit, static_argnums=(0, 1, 2, 3, 4, 5))
+def _eval_batch(apply_fn: Callable, loss: str, multiple: int, ensemble: bool, blind_spot: bool,
                 spread: bool, variables, noisy, clean, level):
     if spread:  # each device takes its rows of the batch; every device gets every score
         noisy, clean = (jax.lax.with_sharding_constraint(x, parallel.batch_sharding())
                         for x in (noisy, clean))
-    outputs = _outputs(apply_fn, multiple, ensemble, variables, noisy, **level)
+    outputs = _outputs(apply_fn, multiple, ensemble, blind_spot, variables, noisy, **level)
     denoised = metrics.outputs_to_images(outputs, loss)
     scores = {loss: metrics.LOSSES[loss](outputs, clean), "mse": metrics.mse(denoised, clean),
               "psnr": metrics.psnr(denoised, clean), "ssim": metrics.ssim(denoised, clean)}
@@ -144,8 +149,9 @@ def per_image(state, validation: Validation) -> dict[str, np.ndarray]:
     for clean, noisy, level_B in _batches(validation):
         spread = on_mesh and noisy.shape[0] % parallel.device_count() == 0
         scores.append(_eval_batch(state.apply_fn, state.loss, state.input_multiple,
-                                  state.self_ensemble, spread, model_variables(state), noisy,
-                                  clean, state.level_input(level_B)))
+                                  state.self_ensemble, state.posterior, spread,
+                                  model_variables(state), noisy, clean,
+                                  state.level_input(level_B)))
         if spread:
             # Each batch gathers its scores across the devices (a collective). Launches whose
             # inputs are all ready may run at once, and XLA:CPU's devices share one thread pool:
@@ -163,11 +169,11 @@ def evaluate(state, validation: Validation) -> dict[str, float]:
             for name, values in per_image(state, validation).items()}
 
 
-@functools.partial(xla.jit, static_argnums=(0, 1, 2, 3))
-def _denoise(apply_fn: Callable, loss: str, multiple: int, ensemble: bool, variables,
-             noisy, level):
+@functools.partial(xla.jit, static_argnums=(0, 1, 2, 3, 4))
+def _denoise(apply_fn: Callable, loss: str, multiple: int, ensemble: bool, blind_spot: bool,
+             variables, noisy, level):
     return metrics.outputs_to_images(
-        _outputs(apply_fn, multiple, ensemble, variables, noisy, **level), loss)
+        _outputs(apply_fn, multiple, ensemble, blind_spot, variables, noisy, **level), loss)
 
 
 def denoise(state, noisy_BHWC: jax.Array, level_B=None) -> jax.Array:
@@ -180,7 +186,8 @@ def denoise(state, noisy_BHWC: jax.Array, level_B=None) -> jax.Array:
     if state.conditional:
         level_B = jnp.broadcast_to(jnp.asarray(level_B, jnp.float32), noisy_BHWC.shape[:1])
     return _denoise(state.apply_fn, state.loss, state.input_multiple, state.self_ensemble,
-                    model_variables(state), noisy_BHWC, state.level_input(level_B))
+                    state.posterior, model_variables(state), noisy_BHWC,
+                    state.level_input(level_B))
 
 
 @xla.jit

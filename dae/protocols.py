@@ -118,6 +118,9 @@ class TrainingMode:
     noisy_copies: int
     # Crops (or whole images) of even height and width: sub-sampled in 2x2 cells.
     even_size: bool = False
+    # The model's output is a blind-spot estimate: where it is told the noise level, it is
+    # combined with the noisy pixel by dae.posterior when it denoises.
+    posterior: bool = False
 
     @property
     def self_supervised(self) -> bool:
@@ -131,7 +134,7 @@ class TrainingMode:
 TRAINING = {mode.name: mode for mode in (
     TrainingMode("supervised", objectives.supervised, noisy_copies=0),
     TrainingMode("noise2noise", objectives.noise2noise, noisy_copies=2),
-    TrainingMode("noise2void", objectives.noise2void, noisy_copies=1),
+    TrainingMode("noise2void", objectives.noise2void, noisy_copies=1, posterior=True),
     TrainingMode("neighbor2neighbor", objectives.neighbor2neighbor, noisy_copies=1,
                  even_size=True),
 )}

@@ -31,8 +31,9 @@ class TrainState(train_state.TrainState):
     how to run and read the model: its loss (logits with bce, pixels otherwise), the precision
     the training step computes in (dae.config.PRECISIONS), the multiple its input height and
     width must be (dae.models.input_multiple), whether it is told the noise level
-    (dae.models.conditional) and whether it denoises as a geometric self-ensemble
-    (dae.evaluation)."""
+    (dae.models.conditional), whether it denoises as a geometric self-ensemble
+    (dae.evaluation) and whether its output is a blind-spot estimate to combine with the noisy
+    pixel (dae.posterior; a conditional model trained by a mode that says so)."""
 
     batch_stats: Any = None
     loss: str = struct.field(pytree_node=False, default="bce")
@@ -40,6 +41,7 @@ class TrainState(train_state.TrainState):
     input_multiple: int = struct.field(pytree_node=False, default=1)
     self_ensemble: bool = struct.field(pytree_node=False, default=False)
     conditional: bool = struct.field(pytree_node=False, default=False)
+    posterior: bool = struct.field(pytree_node=False, default=False)
 
     def level_input(self, level_B: jax.Array) -> dict:
         """The keyword arguments that tell apply_fn the noise level: none for a blind model."""
@@ -88,6 +90,7 @@ def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1)
         precision=config.precision,
         input_multiple=model.input_multiple,
         self_ensemble=config.self_ensemble, conditional=conditional,
+        posterior=conditional and protocols.TRAINING[config.training].posterior,
     )
     # An int32 array rather than create()'s Python 0, which would compile train_step twice.
     return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))

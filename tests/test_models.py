@@ -218,10 +218,10 @@ def test_the_self_ensemble_averages_the_outputs_over_the_8_flips_and_rotations()
             y = np.asarray(single(z))
             y = y[:, :, ::-1] if flip else y
             expected += np.rot90(y, -turns, axes=(1, 2)) / 8
-    ensembled = evaluation._outputs(model.apply, 4, True, variables, x)
+    ensembled = evaluation._outputs(model.apply, 4, True, False, variables, x)
     np.testing.assert_allclose(ensembled, expected, atol=1e-5)
     assert not np.allclose(ensembled, single(x), atol=1e-3)  # it is not one pass
-    np.testing.assert_array_equal(evaluation._outputs(model.apply, 4, False, variables, x), single(x))
+    np.testing.assert_array_equal(evaluation._outputs(model.apply, 4, False, False, variables, x), single(x))
 
 
 @pytest.mark.parametrize("spec, canonical, folder", [

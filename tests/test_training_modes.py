@@ -74,6 +74,75 @@ def test_noise2void_scores_the_masked_pixels_only_on_their_hidden_values():
         pytest.approx(float(loss), rel=1e-6)
 
 
+def striped_and_flat(size=64):
+    """A clean image: fine stripes on the left half, flat grey on the right."""
+    x = np.arange(size)
+    stripes = 0.5 + 0.3 * np.sin(x * 2.2)[None, :].repeat(size, 0)
+    image = np.where(x[None, :] < size // 2, stripes, 0.5)
+    return jnp.asarray(image[None, :, :, None], jnp.float32)
+
+
+def test_posterior_gives_back_the_detail_a_blind_estimate_smoothed_away():
+    """An estimate that lost the stripes (exact on the flat half): the posterior takes the noisy
+    pixels back where the estimate erred, and keeps to the estimate on the flat half."""
+    from dae import posterior
+
+    clean = striped_and_flat()
+    noisy = clean + SIGMA * jax.random.normal(jax.random.key(0), clean.shape)
+    estimate = jnp.where(jnp.arange(64)[None, None, :, None] < 32, 0.5, clean)
+    combined = posterior.combine(noisy, estimate, jnp.full((1,), SIGMA))
+    error = lambda x, half: float(jnp.square(x - clean)[:, :, half].mean())
+    left, right = slice(4, 28), slice(36, 60)
+    assert error(combined, left) < 0.5 * error(estimate, left)
+    assert error(combined, right) < 0.1 * SIGMA ** 2  # the noise kept out where f was right
+    # Told the level on the 0-255 scale (a unit slip), it would keep the estimate everywhere.
+    slipped = posterior.combine(noisy, estimate, jnp.full((1,), 25.0))
+    assert error(slipped, left) > 0.9 * error(estimate, left)
+
+
+def test_posterior_picks_for_each_image_the_window_of_least_error():
+    """SURE, computed from the noisy image alone, picks per image a window whose true error is
+    within 3% of the best window's."""
+    from dae import posterior
+
+    clean = jnp.concatenate([striped_and_flat(), 0.2 + 0.6 * ramp(1, 64, 64)])
+    noisy = clean + SIGMA * jax.random.normal(jax.random.key(1), clean.shape)
+    estimate = jax.vmap(lambda x: jnp.full_like(x, x.mean()))(clean)  # far too smooth
+    level = jnp.full((2,), SIGMA)
+    chosen = posterior.combine(noisy, estimate, level)
+    errors = lambda x: np.asarray(jnp.square(x - clean).mean(axis=(1, 2, 3)))
+    each = np.stack([errors(posterior.combine(noisy, estimate, level, windows=(w,)))
+                     for w in posterior.WINDOWS])
+    assert np.all(errors(chosen) <= 1.03 * each.min(axis=0)), (errors(chosen), each)
+    assert np.all(errors(chosen) < errors(estimate))
+
+
+def test_noise2void_runs_denoise_through_the_posterior_and_validate_scores_it():
+    """A conditional model trained by noise2void denoises as posterior.combine of its network's
+    output; validation scores that output; blind models and other modes leave it out."""
+    from dae import evaluation, metrics, posterior
+
+    # Not residual: untrained, it is far from its input, which the posterior then moves it to.
+    n2v = Config(model="unet:features=4:conditional=true", loss="mse",
+                 training="noise2void", noise="gaussian:25/255")
+    state = train.create_train_state(jax.random.key(0), n2v)
+    assert state.posterior
+    for other in (dataclasses.replace(n2v, training="neighbor2neighbor"),
+                  dataclasses.replace(n2v, model="unet:features=4")):
+        assert not train.create_train_state(jax.random.key(0), other).posterior
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    validation = evaluation.noisy_validation_set(jax.random.key(1), data.Split.from_array(pixels),
+                                                 NOISE)
+    (clean,), (noisy,), (level,) = validation.clean, validation.noisy, validation.levels
+    alone = evaluation.denoise(state.replace(posterior=False), noisy, level)
+    denoised = evaluation.denoise(state, noisy, level)
+    expected = jnp.clip(posterior.combine(noisy, alone, level), 0, 1)
+    np.testing.assert_allclose(np.asarray(denoised), np.asarray(expected), atol=1e-5)
+    assert not np.allclose(np.asarray(denoised), np.asarray(alone), atol=1e-3)
+    psnr = float(np.mean(np.asarray(metrics.psnr(denoised, clean), np.float64)))
+    assert evaluation.evaluate(state, validation)["val_psnr"] == pytest.approx(psnr, abs=1e-4)
+
+
 # Neighbor2Neighbor
 
 
@@ -225,7 +294,7 @@ def test_each_mode_trains_on_train400_and_denoises(mode, data_root, tmp_path, mo
 
     monkeypatch.setenv(benchmark.CACHE_ENV, str(tmp_path / "cache"))
     workdir = tmp_path / "run"
-    model = "unet:features=4:residual=true"
+    model = "unet:features=4:residual=true:conditional=true"
     compare_cli.main(["--dataset", "train400", "--data-dir", str(data_root), "--models", model,
                       "--training", mode, "--noise", "gaussian:25/255", "--epochs", "1",
                       "--patch-size", "16", "--batch-size", "4", "--patches-per-epoch", "8",
@@ -234,7 +303,8 @@ def test_each_mode_trains_on_train400_and_denoises(mode, data_root, tmp_path, mo
     assert results["config"]["training"] == mode
     assert results["benchmark"]["sigmas"] == [25]  # scored at the level it was trained at
     label = protocols.TRAINING[mode].label(model)
-    assert list(results["benchmark"]["rows"]) == [label]
+    alone = [f"{label} (network alone)"] if protocols.TRAINING[mode].posterior else []
+    assert list(results["benchmark"]["rows"]) == [label, *alone]
     assert f"trained by {mode}" in (workdir / "results.md").read_text()
     saved = json.loads(next(workdir.glob("*/config.json")).read_text())
     assert saved["training"] == mode

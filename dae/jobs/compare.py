@@ -145,8 +145,12 @@ def _compare_one_seed(configs: Sequence[Config], workdir: Path, dataset: data.Da
     shared["models"] = [c.model for c in configs]
     if tests is not None:
         mode = protocols.TRAINING[configs[0].training]
-        table = benchmark.run({mode.label(name): state for name, state in states.items()},
-                              tests.sets, tests.sigmas, configs[0].channels,
+        scored = {}
+        for name, state in states.items():
+            scored[mode.label(name)] = state
+            if state.posterior:  # what dae.posterior adds: the network's estimate alone
+                scored[f"{mode.label(name)} (network alone)"] = state.replace(posterior=False)
+        table = benchmark.run(scored, tests.sets, tests.sigmas, configs[0].channels,
                               with_bm3d="bm3d" in baseline_names)
         report.write(workdir, shared, results, states, validation, photos=True, benchmark=table)
         return results, {"benchmark": {k: v for k, v in table.items() if k != "figures"}}
@@ -157,6 +161,9 @@ def _compare_one_seed(configs: Sequence[Config], workdir: Path, dataset: data.Da
         if state.self_ensemble:  # what the self-ensemble adds: the same model in one pass
             rows[f"{name} (one pass)"] = evaluation.score_model(
                 state.replace(self_ensemble=False), subset)
+        if state.posterior:
+            rows[f"{name} (network alone)"] = evaluation.score_model(
+                state.replace(posterior=False), subset)
     sigma = baselines.true_sigma(configs[0].noise_model())
     outputs = {}  # the first few of each baseline's outputs, for the figures
     for name in baseline_names:
