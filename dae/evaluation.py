@@ -107,25 +107,25 @@ def geometric_ensemble(forward: Callable, x_BHWC):
     return total / 8.0
 
 
-def _outputs(apply_fn: Callable, multiple: int, ensemble: bool, blind_spot: bool, variables,
-             noisy_BHWC, **level):
-    """_forward, or with `ensemble` its geometric_ensemble; with `blind_spot` (TrainState.
-    posterior) combined with the noisy pixels by dae.posterior at the level the model is told."""
+def _outputs(apply_fn: Callable, multiple: int, ensemble: bool, with_posterior: bool,
+             variables, noisy_BHWC, **level):
+    """_forward, or with `ensemble` its geometric_ensemble; `with_posterior` (TrainState.
+    posterior): combined with the noisy pixels by dae.posterior at the level the model is told."""
     forward = lambda x: _forward(apply_fn, multiple, variables, x, **level)
     outputs = geometric_ensemble(forward, noisy_BHWC) if ensemble else forward(noisy_BHWC)
-    if not blind_spot:
+    if not with_posterior:
         return outputs
     # The estimate as the image it is (a self-supervised mode's outputs are pixels: mse).
     return posterior.combine(noisy_BHWC, jnp.clip(outputs, 0.0, 1.0), level["level_B"])
 
 
 @functools.partial(xla.jit, static_argnums=(0, 1, 2, 3, 4, 5))
-def _eval_batch(apply_fn: Callable, loss: str, multiple: int, ensemble: bool, blind_spot: bool,
-                spread: bool, variables, noisy, clean, level):
+def _eval_batch(apply_fn: Callable, loss: str, multiple: int, ensemble: bool,
+                with_posterior: bool, spread: bool, variables, noisy, clean, level):
     if spread:  # each device takes its rows of the batch; every device gets every score
         noisy, clean = (jax.lax.with_sharding_constraint(x, parallel.batch_sharding())
                         for x in (noisy, clean))
-    outputs = _outputs(apply_fn, multiple, ensemble, blind_spot, variables, noisy, **level)
+    outputs = _outputs(apply_fn, multiple, ensemble, with_posterior, variables, noisy, **level)
     denoised = metrics.outputs_to_images(outputs, loss)
     scores = {loss: metrics.LOSSES[loss](outputs, clean), "mse": metrics.mse(denoised, clean),
               "psnr": metrics.psnr(denoised, clean), "ssim": metrics.ssim(denoised, clean)}
@@ -170,10 +170,10 @@ def evaluate(state, validation: Validation) -> dict[str, float]:
 
 
 @functools.partial(xla.jit, static_argnums=(0, 1, 2, 3, 4))
-def _denoise(apply_fn: Callable, loss: str, multiple: int, ensemble: bool, blind_spot: bool,
-             variables, noisy, level):
+def _denoise(apply_fn: Callable, loss: str, multiple: int, ensemble: bool,
+             with_posterior: bool, variables, noisy, level):
     return metrics.outputs_to_images(
-        _outputs(apply_fn, multiple, ensemble, blind_spot, variables, noisy, **level), loss)
+        _outputs(apply_fn, multiple, ensemble, with_posterior, variables, noisy, **level), loss)
 
 
 def denoise(state, noisy_BHWC: jax.Array, level_B=None) -> jax.Array:

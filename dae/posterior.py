@@ -59,12 +59,13 @@ def combine(noisy_BHWC: jax.Array, estimate_BHWC: jax.Array, level_B: jax.Array,
         local, own_weight = _smooth(square, _kernel(width))
         prior = jnp.maximum(local - var_B111, 0.0)  # tau^2 about each pixel
         total = prior + var_B111
-        gain = jnp.where(total > 0, prior / jnp.where(total > 0, total, 1.0), 1.0)
+        safe_total = jnp.where(total > 0, total, 1.0)  # 0 only where sigma and tau^2 both are
+        gain = jnp.where(total > 0, prior / safe_total, 1.0)
         combined = estimate_BHWC + gain * residual
         # SURE: |x_hat - y|^2 - sigma^2 + 2 sigma^2 d x_hat / d y per pixel, the estimate held
         # fixed (it did not see the pixel): d x_hat / d y = gain + (y - f) d gain / d y.
-        slope = jnp.where(prior > 0, var_B111 / jnp.square(jnp.where(total > 0, total, 1.0))
-                          * 2.0 * own_weight * square, 0.0)
+        slope = jnp.where(prior > 0, var_B111 / jnp.square(safe_total) * 2.0 * own_weight
+                          * square, 0.0)
         risk = jnp.square(combined - noisy_BHWC) - var_B111 + 2.0 * var_B111 * (gain + slope)
         candidates.append(combined)
         risks.append(risk.mean(axis=(1, 2, 3)))
