@@ -18,11 +18,13 @@ from dae.config import Config, DataInfo, validate
 NATURAL_DEFAULTS = protocols.PHOTOGRAPHS.defaults
 
 
-def natural_config(model: str, dataset: data.Dataset) -> Config:
-    """The natural benchmark's config for `model` (dae.protocols.PHOTOGRAPHS)."""
+def natural_config(model: str, dataset: data.Dataset, training: str = "supervised") -> Config:
+    """The natural benchmark's config for `model` trained by `training`
+    (dae.protocols.PHOTOGRAPHS, with the mode's defaults)."""
     fields = protocols.PHOTOGRAPHS.config_fields(dataset.spec, dataset.image_size,
-                                                 dataset.channels)
-    return validate(Config(**fields, model=model), DataInfo(dataset.image_size))
+                                                 dataset.channels, training)
+    return validate(Config(**fields, model=model, training=training),
+                    DataInfo(dataset.image_size))
 
 
 def time_sampling(config: Config, dataset: data.Dataset, steps: int, rounds: int) -> dict:

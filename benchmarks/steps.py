@@ -3,6 +3,8 @@
 Each model's step runs the way dae.train.fit runs it (the photographs' config: a fresh batch of
 crops drawn on the device each step), in rounds that alternate between the models in this one
 process, so that a shared machine's load falls on all of them alike; the best round is kept.
+`--training` times each model in each training mode given (at the mode's defaults: e.g.
+neighbor2neighbor's crops of twice the side), on fixed noisy copies for the self-supervised ones.
 """
 
 import dataclasses
@@ -28,19 +30,28 @@ def main(argv=None) -> None:
                    help="timed steps per round (default: 20)")
     p.add_argument("--rounds", type=throughput.positive_int, default=3,
                    help="rounds, each timing every model once (default: 3)")
+    p.add_argument("--training", type=cli.name_list, default=["supervised"],
+                   help="training modes to time each model in, comma-separated (default: "
+                        "supervised)")
     args = p.parse_args(argv)
+    unknown = [m for m in args.training if m not in protocols.TRAINING]
+    if unknown:
+        p.error(f"argument --training: no mode {unknown[0]!r}; the modes: "
+                f"{', '.join(protocols.TRAINING)}")
     dataset = data.load(data.canonical(args.dataset))
     runs = {}
     for name in args.models:
-        config = patches.natural_config(name, dataset)
-        config = dataclasses.replace(config, **{k: v for k, v in (
-            ("patch_size", args.patch_size), ("batch_size", args.batch_size)) if v})
-        batches = data.TrainBatches(dataset.train, config)
-        state = train.create_train_state(rng.stream(config.seed, rng.INIT), config,
-                                         batches.steps_per_epoch)
-        runs[name] = [config, batches, train.make_train_step(config), state]
-    print(f"{jax.default_backend()}, {dataset.spec}: batch {config.batch_size} of "
-          f"{config.patch_size}x{config.patch_size} crops; load {os.getloadavg()[0]:.2f}")
+        for mode in args.training:
+            config = patches.natural_config(name, dataset, mode)
+            config = dataclasses.replace(config, **{k: v for k, v in (
+                ("patch_size", args.patch_size), ("batch_size", args.batch_size)) if v})
+            batches = data.TrainBatches(dataset.train, config,
+                                        protocols.TRAINING[mode].noisy_copies)
+            state = train.create_train_state(rng.stream(config.seed, rng.INIT), config,
+                                             batches.steps_per_epoch)
+            label = name if len(args.training) == 1 else protocols.TRAINING[mode].label(name)
+            runs[label] = [config, batches, train.make_train_step(config), state]
+    print(f"{jax.default_backend()}, {dataset.spec}; load {os.getloadavg()[0]:.2f}")
     key = rng.stream(0, rng.NOISE)
     best = {name: float("inf") for name in runs}
     for round_ in range(args.rounds):
@@ -59,7 +70,10 @@ def main(argv=None) -> None:
         print(f"round {round_ + 1}: load {os.getloadavg()[0]:.2f}", flush=True)
     for name, ms in best.items():
         params = models.count_params(runs[name][3].params)
-        print(f"{name}: {params:,} parameters, {ms:.1f} ms/step (best of {args.rounds} rounds)")
+        config = runs[name][0]
+        print(f"{name}: {params:,} parameters, batch {config.batch_size} of "
+              f"{config.patch_size}x{config.patch_size} crops, {ms:.1f} ms/step (best of "
+              f"{args.rounds} rounds)")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,22 @@ def test_patch_sampling_benchmark_times_both_variants(capsys):
     assert "step alone" in out and "of the step alone's steps per second" in out
 
 
+def test_steps_times_each_model_in_each_training_mode_at_its_defaults(capsys):
+    from benchmarks import steps
+
+    argv = ["--models", "unet:features=4", "--training", "supervised,neighbor2neighbor",
+            "--steps", "1", "--rounds", "1", "--batch-size", "4"]
+    assert cli.run(steps.main, argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "ms/step" in line]
+    assert len(lines) == 2
+    assert lines[0].startswith("unet:features=4: ") and "of 64x64 crops" in lines[0]
+    assert lines[1].startswith("unet:features=4 [neighbor2neighbor]: ")
+    assert "of 128x128 crops" in lines[1]  # its sub-images of the photographs' 64x64
+    with pytest.raises(SystemExit) as exit_:
+        steps.main(["--training", "self"])
+    assert exit_.value.code == 2 and "--training" in capsys.readouterr().err
+
+
 def test_peers_times_the_photographs_step_of_ours_and_each_installed_peer(capsys):
     from benchmarks import peers
 

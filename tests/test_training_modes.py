@@ -163,8 +163,8 @@ def test_neighbour_pairs_take_two_adjacent_pixels_of_each_2x2_cell():
 
 
 def test_neighbor2neighbor_targets_the_other_sub_image_and_ramps_its_regulariser():
-    noisy = ramp(2, 16, 16) + jax.random.normal(jax.random.key(0), (2, 16, 16, 1)) * 0.1
-    ks = keys(2)
+    noisy = ramp(8, 16, 16) + jax.random.normal(jax.random.key(0), (8, 16, 16, 1)) * 0.1
+    ks = keys(8)
     first, second = jax.vmap(objectives.neighbour_pairs)(ks, noisy)
     reconstruction = float(jnp.square(first - second).mean())
     at = lambda progress: float(objectives.neighbor2neighbor(
@@ -181,6 +181,9 @@ def test_neighbor2neighbor_targets_the_other_sub_image_and_ramps_its_regulariser
                                         progress=0.0)[0]
     full = objectives.neighbor2neighbor(halve, noisy, ks, noise_model=NOISE, loss="mse",
                                         progress=1.0)[0]
+    # The regulariser is the mean over every NEIGHBOR2NEIGHBOR_WHOLE_EVERY-th example.
+    every = objectives.NEIGHBOR2NEIGHBOR_WHOLE_EVERY
+    first, second = first[::every], second[::every]
     regulariser = float(jnp.square(first * 0.5 - second - (first * 0.5 - second * 0.5)).mean())
     assert float(full) - float(base) == pytest.approx(
         objectives.NEIGHBOR2NEIGHBOR_GAMMA * regulariser, rel=1e-4)
@@ -283,6 +286,21 @@ def test_a_mode_s_wrong_options_get_one_line(given, option):
     with pytest.raises(ConfigError) as error:
         validate(Config(**{**base, **given}))
     assert error.value.option == option and "\n" not in str(error.value)
+
+
+def test_neighbor2neighbor_defaults_give_its_sub_images_the_protocol_s_crop_size():
+    supervised = protocols.BENCHMARK.config_fields("train400", None, 1)
+    fields = protocols.BENCHMARK.config_fields("train400", None, 1, "neighbor2neighbor")
+    assert fields["patch_size"] == 2 * supervised["patch_size"]  # sub-images of 64x64
+    # Fewer crops an epoch for its dearer step, whole batches of them; the rest as supervised.
+    assert fields["patches_per_epoch"] < supervised["patches_per_epoch"]
+    assert fields["patches_per_epoch"] % fields["batch_size"] == 0
+    assert {k: v for k, v in fields.items() if k not in ("patch_size", "patches_per_epoch")} == \
+        {k: v for k, v in supervised.items() if k not in ("patch_size", "patches_per_epoch")}
+    for mode in ("noise2noise", "noise2void", "self"):  # (an unknown mode is validate's)
+        assert protocols.BENCHMARK.config_fields("train400", None, 1, mode) == supervised
+    whole = protocols.PHOTOGRAPHS.config_fields("tfds:cifar10", (32, 32), 3, "neighbor2neighbor")
+    assert whole["patch_size"] is None  # small images train whole, as in any mode
 
 
 # End to end

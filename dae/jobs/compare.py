@@ -38,7 +38,9 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
         given["noise"] = str(noise.parse(f"gaussian:{noise_std:g}", option="--noise-std"))
 
     def configs(image_size, channels) -> list[Config]:
-        base = Config(**{**protocol.config_fields(spec, image_size, channels), **given})
+        fields = protocol.config_fields(spec, image_size, channels,
+                                        given.get("training", "supervised"))
+        base = Config(**{**fields, **given})
         return [dataclasses.replace(base, model=m) for m in models or protocol.models]
 
     known = DataInfo(protocol.image_size) if protocol.image_size else None
