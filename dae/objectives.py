@@ -29,7 +29,7 @@ BLIND_SPOT_RADIUS = 2  # a masked pixel takes the value of a random other pixel 
 NEIGHBOR2NEIGHBOR_GAMMA = 2.0
 # The regulariser's whole-crop pass (no gradient, on 4x the pixels of a sub-image) would cost
 # more than the training pass on the sub-images; it runs on every 4th example of a batch only,
-# which leaves the step the time for 4x the sub-images (docs/results.md: 0.36 dB behind
+# which leaves the step the time for 4x the sub-images (docs/results.md: 0.51 dB behind
 # supervised training at the benchmark's budget, against 0.84 with the pass on every example).
 NEIGHBOR2NEIGHBOR_WHOLE_EVERY = 4
 
