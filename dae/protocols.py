@@ -36,9 +36,9 @@ class Protocol:
     benchmark: bool = False
 
     def config_fields(self, dataset: str, image_size: Optional[tuple[int, int]],
-                      channels: int, training: str = "supervised") -> dict:
+                      channels: int, training: Optional[str] = None) -> dict:
         """The Config fields a run on `dataset` (images of `image_size`, None: several) by the
-        training mode `training` starts from, before the options given."""
+        training mode `training` (None: the default) starts from, before the options given."""
         fields = {"dataset": dataset, "image_size": image_size, "channels": channels,
                   **self.defaults}
         patch = fields.get("patch_size")

@@ -38,8 +38,7 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
         given["noise"] = str(noise.parse(f"gaussian:{noise_std:g}", option="--noise-std"))
 
     def configs(image_size, channels) -> list[Config]:
-        fields = protocol.config_fields(spec, image_size, channels,
-                                        given.get("training", "supervised"))
+        fields = protocol.config_fields(spec, image_size, channels, given.get("training"))
         base = Config(**{**fields, **given})
         return [dataclasses.replace(base, model=m) for m in models or protocol.models]
 
