@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Mapping, NamedTuple, Optional
@@ -91,6 +92,9 @@ class Config:
                                        "with no clean version): nothing is added to them; with "
                                        "a self-supervised --training other than noise2noise; "
                                        "--noise is their level, as a conditional model is told")
+    init: Optional[str] = _field(None, "fine-tune: start from the parameters of the shipped model "
+                                       "NAME (checkpoints/NAME, dae.pretrained) instead of random "
+                                       "ones; it must be of this run's model and channels")
     precision: str = _field("float32", "float32, or bf16: the training step computes in "
                                        "bfloat16, parameters and optimizer state stay float32 "
                                        "(for accelerators; it changes the numbers)")
@@ -301,6 +305,8 @@ def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
     check(c.patches_per_epoch is None or c.patches_per_epoch >= c.batch_size,
           "patches_per_epoch", f"must be at least the batch size ({c.batch_size}), got "
                                f"{c.patches_per_epoch}")
+    check(c.init is None or re.fullmatch(r"[A-Za-z0-9_-]+", c.init) is not None, "init",
+          f"the name of a shipped model (letters, digits, - and _), got {c.init!r}")
     if data is None:
         return dataclasses.replace(c, model=model)
 
@@ -328,6 +334,13 @@ def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
               f"use at most {min(sizes)}")
     if data.num_train is not None:  # a run about to train
         parallel.check_batch_size(c.batch_size)
+        if c.init is not None:
+            from dae import pretrained
+
+            start = pretrained.config_of(c.init, "--init")
+            check(models.canonical(start.model) == model and start.channels == c.channels,
+                  "init", f"shipped model {c.init!r} is {start.model} on {start.channels} "
+                          f"channel(s); this run trains {model} on {c.channels}")
     return dataclasses.replace(c, model=model)
 
 

@@ -25,21 +25,26 @@ def available(root: Optional[Path] = None) -> list[str]:
         if Path(root).is_dir() else []
 
 
-def load(name: str, root: Optional[Path] = None):
-    """(config, train state) of shipped model `name` (under `root`, default ROOT); one line if
-    there is no such model or its files are missing or damaged."""
+def config_of(name: str, option: str = "--pretrained", root: Optional[Path] = None) -> Config:
+    """The config of shipped model `name` (under `root`, default ROOT); one line naming
+    `option` (the flag that asked for it) if there is no such model or its config is damaged."""
+    root = Path(root or ROOT)
+    if not (root / name / CONFIG_FILE).is_file():
+        raise CheckpointError(f"{option}: no model {name!r} in {root}; shipped: "
+                              f"{', '.join(available(root)) or 'none'}")
+    return Config.load(root / name / CONFIG_FILE)
+
+
+def load(name: str, root: Optional[Path] = None, option: str = "--pretrained"):
+    """(config, train state) of shipped model `name` (under `root`, default ROOT); one line
+    naming `option` if there is no such model or its files are missing or damaged."""
     from dae import train
 
-    root = Path(root or ROOT)
-    folder = root / name
-    if not (folder / CONFIG_FILE).is_file():
-        raise CheckpointError(f"--pretrained: no model {name!r} in {root}; shipped: "
-                              f"{', '.join(available(root)) or 'none'}")
-    config = Config.load(folder / CONFIG_FILE)
+    config = config_of(name, option, root)
     state = train.create_train_state(rng.stream(config.seed, rng.INIT), config)
     template = {"params": state.params, "batch_stats": state.batch_stats}
-    restored = checkpoints.restore_variables(folder / VARIABLES, template,
-                                             f"--pretrained {name}")
+    restored = checkpoints.restore_variables(Path(root or ROOT) / name / VARIABLES, template,
+                                             f"{option} {name}")
     return config, state.replace(params=restored["params"],
                                  batch_stats=restored["batch_stats"])
 

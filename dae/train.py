@@ -255,6 +255,10 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset,
         if last_epoch:
             done = "already trained: restored" if last_epoch == config.epochs else "resuming from"
             log.info(f"[{config.model}] {done} the checkpoint of epoch {last_epoch} in {model_dir}")
+        elif config.init is not None:
+            state = _from_shipped(state, config.init)
+            log.info(f"[{config.model}] starting from the parameters of shipped model "
+                     f"{config.init!r}")
         run_epoch = _epoch_runner(config, batches)
         rate = learning_rate(config, batches.steps_per_epoch)
         board = (stack.enter_context(tensorboard.Writer(model_dir, validation, config.loss))
@@ -271,6 +275,16 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset,
             _epoch_done(config, record, state, board, rate)
         manager.wait_until_finished()
     return history[: config.epochs], parallel.to_host_local(state)
+
+
+def _from_shipped(state: TrainState, name: str) -> TrainState:
+    """`state` with the parameters and batch statistics of shipped model `name` (dae.pretrained),
+    replicated as the train step takes them; the optimizer's state stays fresh."""
+    from dae import pretrained
+
+    _, shipped = pretrained.load(name, option="--init")
+    return state.replace(params=parallel.replicate(shipped.params),
+                         batch_stats=parallel.replicate(shipped.batch_stats))
 
 
 def _epoch_runner(config: Config, batches: data.TrainBatches):

@@ -19,7 +19,7 @@ def test_every_flagged_config_field_is_a_compare_option_and_reads_back():
               "patch_size": 32, "patches_per_epoch": 64, "train_scales": (1.0, 0.5),
               "crop_candidates": 2, "loss": "mse", "clip_noise": False, "lr_schedule": "cosine",
               "warmup_epochs": 1, "weight_decay": 0.1, "grad_clip": 1.0, "self_ensemble": True,
-              "precision": "bf16", "training": "noise2void", "noisy_inputs": True}
+              "precision": "bf16", "training": "noise2void", "noisy_inputs": True, "init": "grey"}
     assert {f.name for f in fields} == set(values)  # a new field gets a flag, and a test value
     argv = []
     for name, value in values.items():

@@ -1,6 +1,7 @@
 """Shipped models: exported from a run with its variables alone, loaded back by name, used by
 experiments.denoise --pretrained; a missing or damaged one is one line."""
 
+import dataclasses
 import shutil
 
 import jax
@@ -9,8 +10,8 @@ import pytest
 from PIL import Image
 
 from dae import pretrained, run, train
-from dae.config import Config
-from dae.errors import CheckpointError, DamagedCheckpointError
+from dae.config import Config, DataInfo, validate
+from dae.errors import CheckpointError, ConfigError, DamagedCheckpointError
 from experiments import denoise as denoise_cli
 from experiments import export as export_cli
 
@@ -97,3 +98,35 @@ def test_each_model_shipped_in_the_repository_loads_by_name_and_denoises(name, c
     assert out.shape == clean.squeeze().shape
     mse = lambda x: np.mean(np.square(x - clean.squeeze()))
     assert mse(out) < 0.5 * mse(noisy.squeeze())
+
+
+def test_init_fine_tunes_from_a_shipped_models_parameters(shipped, mock_mnist, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.setattr(pretrained, "ROOT", shipped / "ship")
+    _, start = pretrained.load("digits")
+    # At a learning rate of 1e-9 an epoch moves no parameter by more than ~1e-7: the run
+    # starts from the shipped ones, not from its seed's random ones (the shipped run's seed is 0).
+    config = validate(Config(model="conv", epochs=1, batch_size=64, learning_rate=1e-9, seed=1,
+                             init="digits"), DataInfo((28, 28), 128))
+    _, tuned = train.fit(config, tmp_path / "tuned", mock_mnist)
+    _, fresh = train.fit(dataclasses.replace(config, init=None), tmp_path / "fresh", mock_mnist)
+    def farthest(x, y):
+        return max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+                   for a, b in zip(jax.tree.leaves(x.params), jax.tree.leaves(y.params)))
+
+    assert farthest(start, tuned) < 1e-6 and farthest(start, fresh) > 1e-2
+    assert Config.load(run.model_dir(tmp_path / "tuned", "conv") / "config.json").init == "digits"
+
+
+@pytest.mark.parametrize("init, model, problem", [
+    ("colour", "conv", r"--init: no model 'colour' in .*; shipped: digits"),
+    ("digits", "dense", r"--init: shipped model 'digits' is conv on 1 channel\(s\); this run "
+                        r"trains dense on 1"),
+    ("../digits", "conv", r"--init: the name of a shipped model"),
+])
+def test_init_from_a_missing_or_other_model_is_one_line(init, model, problem, shipped,
+                                                        monkeypatch):
+    monkeypatch.setattr(pretrained, "ROOT", shipped / "ship")
+    with pytest.raises((ConfigError, CheckpointError), match=problem) as e:
+        validate(Config(model=model, init=init), DataInfo((28, 28), 128))
+    assert "\n" not in str(e.value)
