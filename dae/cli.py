@@ -101,7 +101,9 @@ def model_name(text: str) -> str:
     """--name grey: a shipped model's folder name (letters, digits, '-' and '_')."""
     import re
 
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", text):
+    from dae.config import SHIPPED_NAME
+
+    if not re.fullmatch(SHIPPED_NAME, text):
         raise argparse.ArgumentTypeError(f"use letters, digits, - and _ only, got {text!r}")
     return text
 

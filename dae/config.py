@@ -18,6 +18,7 @@ from typing import Mapping, NamedTuple, Optional
 from dae.errors import ConfigError
 
 LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
+SHIPPED_NAME = r"[A-Za-z0-9_-]+"  # a shipped model's folder name (checkpoints/NAME)
 PRECISIONS = ("float32", "bf16")
 
 
@@ -305,7 +306,7 @@ def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
     check(c.patches_per_epoch is None or c.patches_per_epoch >= c.batch_size,
           "patches_per_epoch", f"must be at least the batch size ({c.batch_size}), got "
                                f"{c.patches_per_epoch}")
-    check(c.init is None or re.fullmatch(r"[A-Za-z0-9_-]+", c.init) is not None, "init",
+    check(c.init is None or re.fullmatch(SHIPPED_NAME, c.init) is not None, "init",
           f"the name of a shipped model (letters, digits, - and _), got {c.init!r}")
     if data is None:
         return dataclasses.replace(c, model=model)

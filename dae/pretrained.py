@@ -6,12 +6,13 @@ variables alone (`variables/`: parameters and batch statistics, no optimizer sta
 one from any run; `load` reads one back by name.
 """
 
+import re
 import shutil
 from pathlib import Path
 from typing import Optional
 
 from dae import checkpoints, rng, run
-from dae.config import Config
+from dae.config import SHIPPED_NAME, Config
 from dae.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -29,6 +30,9 @@ def config_of(name: str, option: str = "--pretrained", root: Optional[Path] = No
     """The config of shipped model `name` (under `root`, default ROOT); one line naming
     `option` (the flag that asked for it) if there is no such model or its config is damaged."""
     root = Path(root or ROOT)
+    if not re.fullmatch(SHIPPED_NAME, name):
+        raise CheckpointError(f"{option}: the name of a shipped model (letters, digits, - and "
+                              f"_), got {name!r}")
     if not (root / name / CONFIG_FILE).is_file():
         raise CheckpointError(f"{option}: no model {name!r} in {root}; shipped: "
                               f"{', '.join(available(root)) or 'none'}")

@@ -72,6 +72,8 @@ def run_parser_error(main, argv, capsys):
     (["--train-scales", "1,0.5"], ["--train-scales", "for crops", "--patch-size"]),
     (["--dataset", "skimage", "--crop-candidates", "0"], ["--crop-candidates", "positive", "got 0"]),
     (["--crop-candidates", "2"], ["--crop-candidates", "needs --patch-size"]),
+    (["--init", "nosuch"], ["--init: no model 'nosuch'", "shipped: colour, grey"]),
+    (["--init", "../grey"], ["--init", "the name of a shipped model"]),
 ])
 def test_compare_rejects_bad_options_before_loading_data(argv, needles, capsys, tmp_path):
     code, err = run_cli(compare.main, argv + ["--workdir", str(tmp_path), "--data-dir", "/nonexistent"], capsys)

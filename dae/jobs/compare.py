@@ -30,12 +30,17 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
     checkpoints/<Protocol.run_name>). On the benchmark's protocol, the models are then scored
     on `test_sets` (default: every one of their colour in the data root) at `test_sigmas`
     (0-255 scale; default 15, 25, 50, or the one level a model was trained at), read before
-    training starts."""
+    training starts. With `given["init"]` (fine-tuning) the models default to that shipped one.
+    """
     spec = data.canonical(dataset)
     protocol = protocols.of(spec)
     given = dict(given)
     if noise_std is not None:  # --noise-std SIGMA: --noise gaussian:SIGMA
         given["noise"] = str(noise.parse(f"gaussian:{noise_std:g}", option="--noise-std"))
+    if given.get("init") is not None and models is None:  # fine-tuning: the shipped model's
+        from dae import pretrained
+
+        models = [pretrained.config_of(given["init"], "--init").model]
 
     def configs(image_size, channels) -> list[Config]:
         fields = protocol.config_fields(spec, image_size, channels, given.get("training"))
