@@ -55,7 +55,8 @@ def load(name: str, root: Optional[Path] = None, option: str = "--pretrained"):
 
 def training_notes(workdir: Path, config: Config, epoch: int, log: Optional[Path] = None) -> str:
     """TRAINING.md: where the model of `config` came from, the commands that trained it (with
-    their commits: the run's commands.log) and, if given, the training log."""
+    their commits: the run's commands.log) and, if given, the training log; for a fine-tuned
+    run (config.init), then the notes of the shipped model it started from, as they are now."""
     commands = run.model_dir(workdir, config.model) / run.COMMANDS_FILE
     lines = [f"# {config.model}, epoch {epoch} of {Path(workdir).resolve().name}", "",
              "Trained by (time, commit, command; resumed runs add a line):", "", "```",
@@ -63,6 +64,11 @@ def training_notes(workdir: Path, config: Config, epoch: int, log: Optional[Path
              "```", ""]
     if log is not None:
         lines += ["The training log:", "", "```", Path(log).read_text().rstrip(), "```", ""]
+    if config.init is not None:  # quoted, so that fine-tuning again nests one quote deeper
+        start = Path(ROOT) / config.init / TRAINING
+        earlier = start.read_text().rstrip() if start.is_file() else "(no TRAINING.md)"
+        lines += [f"It started from shipped model {config.init!r} (`--init`), whose notes were:",
+                  "", *(f"> {line}".rstrip() for line in earlier.splitlines()), ""]
     return "\n".join(lines)
 
 

@@ -116,6 +116,11 @@ def test_init_fine_tunes_from_a_shipped_models_parameters(shipped, mock_mnist, t
 
     assert farthest(start, tuned) < 1e-6 and farthest(start, fresh) > 1e-2
     assert Config.load(run.model_dir(tmp_path / "tuned", "conv") / "config.json").init == "digits"
+    # Shipped in turn, its notes quote those of the model it started from.
+    notes = (pretrained.export(tmp_path / "tuned", "conv", "tuned", root=tmp_path / "ship")
+             / "TRAINING.md").read_text()
+    assert "It started from shipped model 'digits'" in notes
+    assert "> epoch 1/1 - loss: 0.5" in notes.splitlines()
 
 
 @pytest.mark.parametrize("init, model, problem", [
