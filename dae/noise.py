@@ -4,14 +4,22 @@ A spec is KIND:LEVEL or KIND:LOW-HIGH; a level may be a fraction, as the field w
 0-255 units ('gaussian:25/255'). A range draws one level per image, uniformly (blind training).
 The paper clips noisy images to [0, 1], and so do MNIST runs; for photographs the field's
 protocol (BM3D, DnCNN) leaves the noise unclipped (`clip=False`).
+
+`camera` is a real camera's noise (dae.camera): sensor noise through a camera's pipeline and
+JPEG; its levels are the sensor's shot noise (drawn log-uniformly; `camera` alone:
+Brooks et al.'s range, 0.0001-0.012), and a conditional model is told the standard deviation of
+the noise it made. Two specs joined by `+` mix: each image draws its noise from one of them,
+equally likely (`camera+gaussian:0-75/255`: one model for photographs and for Gaussian noise).
 """
 
 import dataclasses
 import math
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
+from dae import camera
 from dae.errors import ConfigError
 
 
@@ -39,13 +47,16 @@ def _speckle(rng, clean, level):
     return clean * (1.0 + level * jax.random.normal(rng, clean.shape, clean.dtype))
 
 
-# kind -> (sampler, smallest level, largest level, whether the smallest is allowed, meaning)
+# kind -> (sampler, smallest level, largest level, whether the smallest is allowed, meaning);
+# camera's sampler draws its own levels and says what a model is told (dae.camera.sample).
 KINDS = {
     "gaussian": (_gaussian, 0.0, math.inf, True, "sigma >= 0"),
     "salt_pepper": (_salt_pepper, 0.0, 1.0, True, "probability in [0, 1]"),
     "poisson": (_poisson, 0.0, math.inf, False, "peak > 0"),
     "speckle": (_speckle, 0.0, math.inf, True, "sigma >= 0"),
+    "camera": (camera.sample, 0.0, 1.0, False, "shot noise in (0, 1]"),
 }
+CAMERA_DEFAULT = camera.SHOT_RANGE  # `camera` with no levels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,9 +67,11 @@ class Noise:
     low: float
     high: float
     clip: bool = True  # noisy images clipped to [0, 1]
+    mix: Optional["Noise"] = None  # each image draws from this spec or `mix`, equally likely
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.low:g}" + (f"-{self.high:g}" if self.high != self.low else "")
+        spec = f"{self.kind}:{self.low:g}" + (f"-{self.high:g}" if self.high != self.low else "")
+        return spec + (f"+{self.mix}" if self.mix is not None else "")
 
     def sample(self, rng: jax.Array, clean_BHWC: jax.Array) -> jax.Array:
         """Noisy copies of `clean_BHWC`; with a range, one level per image."""
@@ -67,8 +80,17 @@ class Noise:
     def sample_with_levels(self, rng: jax.Array, clean_BHWC: jax.Array):
         """(noisy copies of `clean_BHWC`, each image's level (B,)): what a noise-conditional
         model is told (dae.models)."""
+        if self.mix is not None:
+            own_rng, mix_rng, pick_rng = jax.random.split(rng, 3)
+            own = dataclasses.replace(self, mix=None).sample_with_levels(own_rng, clean_BHWC)
+            other = self.mix.sample_with_levels(mix_rng, clean_BHWC)
+            pick_B = jax.random.bernoulli(pick_rng, 0.5, (clean_BHWC.shape[0],))
+            return (jnp.where(pick_B[:, None, None, None], other[0], own[0]),
+                    jnp.where(pick_B, other[1], own[1]))
         sampler, B = KINDS[self.kind][0], clean_BHWC.shape[0]
-        if self.low == self.high:
+        if self.kind == "camera":
+            noisy, level_B = sampler(rng, clean_BHWC, self.low, self.high)
+        elif self.low == self.high:
             noisy = sampler(rng, clean_BHWC, self.low)
             level_B = jnp.full((B,), self.low, clean_BHWC.dtype)
         else:
@@ -97,10 +119,20 @@ def _level(text: str) -> float:
 
 
 def parse(spec: str, option: str = "--noise", clip: bool = True) -> Noise:
-    """'gaussian:0.4', 'gaussian:25/255' or 'gaussian:0.0-0.6' -> Noise; ConfigError otherwise."""
+    """'gaussian:0.4', 'gaussian:25/255', 'gaussian:0.0-0.6', 'camera' or two of them joined by
+    '+' -> Noise; ConfigError otherwise."""
+    first, plus, rest = str(spec).partition("+")
+    if plus:
+        if "+" in rest:
+            raise ConfigError(option, f"bad noise spec {spec!r}: at most two specs mix "
+                                      f"(A+B)")
+        return dataclasses.replace(parse(first, option, clip), mix=parse(rest, option, clip))
     kinds = ", ".join(f"{k}:LEVEL ({v[4]})" for k, v in KINDS.items())
     usage = (f"expected KIND:LEVEL or KIND:LOW-HIGH with KIND one of {kinds}; a level may be a "
-             f"fraction such as 25/255")
+             f"fraction such as 25/255; camera alone is camera:{CAMERA_DEFAULT[0]:g}-"
+             f"{CAMERA_DEFAULT[1]:g}; A+B mixes two")
+    if spec == "camera":
+        return Noise("camera", *CAMERA_DEFAULT, clip)
     kind, _, levels = str(spec).partition(":")
     if kind not in KINDS or not levels:
         raise ConfigError(option, f"bad noise spec {spec!r}; {usage}")
