@@ -74,14 +74,14 @@ def random_pipelines(rng: jax.Array, batch: int, shot_range=SHOT_RANGE,
     `shot_range`), and a JPEG quality uniform over `quality_range`."""
     k = jax.random.split(rng, 7)
     weights_B4 = jax.random.uniform(k[0], (batch, 4), minval=1e-8, maxval=1e8)
-    xyz2cam_B33 = jnp.einsum("bk,kij->bij", weights_B4, XYZ2CAMS) / weights_B4.sum(1)[:, None,
-                                                                                      None]
-    rgb2cam_B33 = xyz2cam_B33 @ RGB2XYZ
+    xyz2cam_B33 = (jnp.einsum("bk,kij->bij", weights_B4, XYZ2CAMS)
+                   / weights_B4.sum(1)[:, None, None])
+    rgb2cam_B33 = jnp.einsum("bij,jk->bik", xyz2cam_B33, RGB2XYZ)
     rgb2cam_B33 = rgb2cam_B33 / rgb2cam_B33.sum(-1, keepdims=True)
     exposure_B = 1.0 / (0.8 + 0.1 * jax.random.normal(k[1], (batch,)))
     red_B = jax.random.uniform(k[2], (batch,), minval=1.9, maxval=2.4)
     blue_B = jax.random.uniform(k[3], (batch,), minval=1.5, maxval=1.9)
-    gains_B3 = jnp.stack([red_B, jnp.ones_like(red_B), blue_B], -1) * exposure_B[:, None]
+    gains_B3 = jnp.stack([red_B * exposure_B, exposure_B, blue_B * exposure_B], -1)
     log_low, log_high = math.log(shot_range[0]), math.log(shot_range[1])
     log_shot_B = jax.random.uniform(k[4], (batch,), minval=log_low, maxval=log_high)
     log_read_B = (READ_SLOPE * log_shot_B + READ_INTERCEPT
@@ -118,19 +118,20 @@ def bayer_masks(height: int, width: int) -> jax.Array:
 
 def mosaic(rgb_BHWC: jax.Array) -> jax.Array:
     """The (B, H, W) RGGB mosaic a sensor records of linear camera RGB."""
-    return (rgb_BHWC * bayer_masks(*rgb_BHWC.shape[1:3])).sum(-1)
+    return (rgb_BHWC * bayer_masks(*rgb_BHWC.shape[1:3])[None]).sum(-1)
 
 
 def demosaic(raw_BHW: jax.Array) -> jax.Array:
     """Bilinear demosaicing of an RGGB mosaic: each colour's missing photosites are the mean of
     the nearest ones that saw it (normalized convolution, so borders need no padding rule)."""
     masks_HW3 = bayer_masks(*raw_BHW.shape[1:3])
-    kernel_33 = jnp.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
-    kernel_HWIO = jnp.broadcast_to(kernel_33[:, :, None, None], (3, 3, 1, 3)) * jnp.eye(3)[None,
-                                                                                         None]
+    full = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])  # red and blue
+    cross = np.array([[0.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 0.0]])  # green
+    kernel_HWIO = jnp.asarray(np.stack([full, cross, full], -1)[:, :, None, :]
+                              * np.eye(3)[None, None], jnp.float32)
     conv = lambda x: jax.lax.conv_general_dilated(
         x, kernel_HWIO, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    sampled_BHW3 = raw_BHW[..., None] * masks_HW3
+    sampled_BHW3 = raw_BHW[..., None] * masks_HW3[None]
     weights_1HW3 = conv(masks_HW3[None])
     return conv(sampled_BHW3) / weights_1HW3
 
@@ -169,7 +170,7 @@ def _quantization_tables(quality_B: jax.Array):
     """(luma, chroma) tables (B, 8, 8) at each quality, by libjpeg's scaling."""
     q = jnp.clip(jnp.round(quality_B), 1.0, 100.0)[:, None, None]
     scale = jnp.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q)
-    table = lambda base: jnp.clip(jnp.floor((base * scale + 50.0) / 100.0), 1.0, 255.0)
+    table = lambda base: jnp.clip(jnp.floor((base[None] * scale + 50.0) / 100.0), 1.0, 255.0)
     return table(JPEG_LUMA), table(JPEG_CHROMA)
 
 
@@ -188,7 +189,7 @@ def _blocks_round_trip(plane_BHW: jax.Array, table_B88: jax.Array) -> jax.Array:
     blocks = (plane_BHW - 128.0).reshape(B, H // 8, 8, W // 8, 8)
     coef = jnp.einsum("uh,bihjw,vw->bijuv", D, blocks, D)
     table = table_B88[:, None, None]
-    coef = jnp.round(coef / table) * table
+    coef = jnp.round(coef / table) * table  # (B, 1, 1, 8, 8) against (B, H/8, W/8, 8, 8)
     back = jnp.einsum("uh,bijuv,vw->bihjw", D, coef, D).reshape(B, H, W)
     return jnp.clip(jnp.round(back + 128.0), 0.0, 255.0)
 
@@ -224,7 +225,8 @@ def camera_noise(rng: jax.Array, clean_BHWC: jax.Array, p: Pipeline) -> jax.Arra
     rgb = clean_BHWC if clean_BHWC.shape[-1] == 3 else jnp.repeat(clean_BHWC, 3, -1)
     raw = unprocess(rgb, p)
     noise = process(raw + sensor_noise(rng, raw, p), p) - process(raw, p)
-    return noise if clean_BHWC.shape[-1] == 3 else noise @ LUMA[:, None]
+    return noise if clean_BHWC.shape[-1] == 3 else jnp.einsum("bhwc,c->bhw", noise, LUMA)[
+        ..., None]
 
 
 def sample(rng: jax.Array, clean_BHWC: jax.Array, shot_low: float, shot_high: float):
