@@ -11,6 +11,8 @@ docstring: for digits on 200 noisy *training* images at sigma 0.4, for photograp
 the images they are compared on.
 """
 
+import importlib.util
+import logging
 from typing import Optional, Sequence
 
 import numpy as np
@@ -19,18 +21,71 @@ from skimage import restoration
 
 from dae.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 NONE = "none"  # --baselines none: no baseline
 ALL = "all"  # --baselines all: every baseline in REGISTRY, BM3D included
 _MIN_STD = 1e-3
 
 
+# What a baseline needs beyond the project's own dependencies: its pip package.
+PACKAGES = {"bm3d": "bm3d"}
+_told: set[str] = set()  # the missing packages already warned of (once a process)
+
+
+def not_installed(name: str) -> Optional[str]:
+    """Why baseline `name` cannot run here ('not installed (pip install bm3d)'), or None."""
+    package = PACKAGES.get(name)
+    if package is None or importlib.util.find_spec(package) is not None:
+        return None
+    return f"not installed (pip install {package})"
+
+
+def installed(names: Sequence[str]) -> list[str]:
+    """The baselines of `names` that can run here; each missing one is said once a process."""
+    for name in names:
+        why = not_installed(name)
+        if why and name not in _told:
+            _told.add(name)
+            log.warning(f"baseline {name}: {why}; the rest of the run goes on without it")
+    return [name for name in names if not_installed(name) is None]
+
+
+def _pywt_installed() -> bool:
+    return importlib.util.find_spec("pywt") is not None
+
+
 def estimated_std(noisy_HWC: np.ndarray) -> float:
-    """The noise's actual std, estimated from the image's finest wavelet details (Donoho's MAD)."""
+    """The noise's actual std, estimated from the image's finest wavelet details (Donoho's MAD);
+    without PyWavelets, from a Laplacian high-pass (laplacian_std: within 5% of it on Gaussian
+    noise, tests/test_baselines.py)."""
     # Clipping to [0, 1] on MNIST's black background makes the noise about half as strong as its
     # nominal std (~0.21 at sigma 0.4): told 0.4, BM3D over-smooths (13.4 dB instead of 14.7).
     # A flat image estimates nan or 0, and TV divides by its weight: hence the floor.
-    std = restoration.estimate_sigma(noisy_HWC, channel_axis=-1, average_sigmas=True)
+    if _pywt_installed():
+        std = restoration.estimate_sigma(noisy_HWC, channel_axis=-1, average_sigmas=True)
+    else:
+        std = laplacian_std(noisy_HWC)
     return max(float(np.nan_to_num(std)), _MIN_STD)
+
+
+# Immerkaer's mask ("Fast noise variance estimation", 1996): the difference of two Laplacians,
+# blind to planes and ramps; on white noise of std s its response has std 6 s (sum of squares 36).
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+_MAD_TO_STD = 1 / 0.6745  # a Gaussian's median absolute value, in stds
+
+
+def laplacian_std(noisy_HWC: np.ndarray) -> float:
+    """The noise's std, from the median absolute response to Immerkaer's high-pass mask (a MAD,
+    as scikit-image's wavelet estimate is, so edges sway it little), averaged over channels.
+
+    The estimate for when PyWavelets is not installed."""
+    image = np.asarray(noisy_HWC, np.float64)
+    stds = []
+    for c in range(image.shape[-1]):
+        response = ndimage.correlate(image[..., c], _IMMERKAER, mode="reflect")[1:-1, 1:-1]
+        stds.append(np.median(np.abs(response)) * _MAD_TO_STD / 6.0)
+    return float(np.mean(stds))
 
 
 def _std(noisy_HWC: np.ndarray, sigma: Optional[float]) -> float:

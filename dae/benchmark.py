@@ -178,6 +178,14 @@ def bm3d_label(channels: int) -> str:
     return "BM3D" if channels == 1 else "CBM3D"
 
 
+def bm3d_missing() -> Optional[str]:
+    """Why BM3D's row cannot be run here ('not installed (pip install bm3d)', said once a
+    process), or None."""
+    from dae import baselines
+
+    return None if baselines.installed(["bm3d"]) else baselines.not_installed("bm3d")
+
+
 def run(states: dict, test_sets: Sequence[TestSet], sigmas: Sequence[int],
         channels: int, with_bm3d: bool = True, figure_images: int = 3) -> dict:
     """Every model of `states` (name -> trained state) and BM3D (unless not `with_bm3d`) on
@@ -185,8 +193,12 @@ def run(states: dict, test_sets: Sequence[TestSet], sigmas: Sequence[int],
 
     Returns the table: {"sets", "sigmas", "rows": {method: {set: {sigma: scores}}},
     "published": {method: {set: {sigma: psnr}}}, "seconds", "figures": the first images' crops
-    for dae.report}. `scores` are mean PSNR and SSIM and each image's."""
+    for dae.report, "missing": {method: why it has no scores} (BM3D where bm3d is not
+    installed)}. `scores` are mean PSNR and SSIM and each image's."""
     bm3d = bm3d_label(channels)
+    why = bm3d_missing() if with_bm3d else None
+    missing = {bm3d: why} if why else {}
+    with_bm3d = with_bm3d and why is None
     rows = {**({bm3d: {}} if with_bm3d else {}), **{name: {} for name in states}}
     seconds = {name: 0.0 for name in rows}
     figures = {}
@@ -220,4 +232,4 @@ def run(states: dict, test_sets: Sequence[TestSet], sigmas: Sequence[int],
     return {"convention": CONVENTION,
             "noise_seed": NOISE_SEED, "sets": set_names, "sigmas": list(sigmas),
             "rows": rows, "published": {m: v for m, v in published.items() if v},
-            "seconds": seconds, "figures": figures}
+            "seconds": seconds, "figures": figures, "missing": missing}

@@ -1,6 +1,7 @@
 """What a comparison writes: results.json, results.md (the paper's tables beside ours), figures."""
 
 import json
+import logging
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -8,6 +9,8 @@ import numpy as np
 
 from dae import baselines, evaluation, protocols, run
 from dae.data.images import centre_crop
+
+log = logging.getLogger(__name__)
 
 # Tables II and III of the paper.
 PAPER = {
@@ -269,10 +272,14 @@ def write(workdir: Path, config: dict, results: dict[str, dict], states: dict,
         markdown = "\n".join([title, "", *benchmark_markdown(benchmark), rest])
         write_benchmark_csv(workdir / "benchmark.csv", benchmark)
     (workdir / "results.md").write_text(markdown)
-    write_figures(workdir / "figures", results, states, validation, baseline_names, sigma,
-                  baseline_outputs, config["loss"], photos)
-    if benchmark is not None:
-        benchmark_figures(workdir / "figures", benchmark)
+    try:  # Side outputs: a failure to write them is a warning, the tables are written.
+        write_figures(workdir / "figures", results, states, validation, baseline_names, sigma,
+                      baseline_outputs, config["loss"], photos)
+        if benchmark is not None:
+            benchmark_figures(workdir / "figures", benchmark)
+    except OSError as e:
+        log.warning(f"cannot write the figures in {workdir / 'figures'} "
+                    f"({e.strerror or e}); results.json and results.md are written")
 
 
 def _set_label(name: str) -> str:
@@ -295,12 +302,19 @@ def benchmark_markdown(table: dict) -> list[str]:
         cells = [f"{by_set[s][sigma]:.2f}" if s in by_set and sigma in by_set[s] else "-"
                  for s, sigma in columns]
         lines.append(f"| {method} (published) | " + " | ".join(cells) + " |")
+    missing = table.get("missing", {})  # methods that could not run here, and why
+    not_run = lambda method: (f"| {method} | {missing[method]} |"
+                              + " - |" * (len(columns) - 1))
+    for method in missing:
+        lines.append(not_run(method))
     for method, by_set in table["rows"].items():
         label = (f"{method} (re-run here, same noisy images)" if method in ("BM3D", "CBM3D")
                  else f"**`{method}`** (ours)")
         lines.append(f"| {label} | " + " | ".join(
             f"{by_set[s][sigma]['psnr']:.2f}" for s, sigma in columns) + " |")
     lines += ["", "Mean SSIM:", "", header, rule]
+    for method in missing:
+        lines.append(not_run(method))
     for method, by_set in table["rows"].items():
         lines.append(f"| `{method}` | " + " | ".join(
             f"{by_set[s][sigma]['ssim']:.4f}" for s, sigma in columns) + " |")

@@ -41,8 +41,8 @@ class Writer:
 
     The event file is opened with the first epoch written: a run that only restores its
     checkpoints writes none (and does not import TensorFlow, ~3 s). Where TensorFlow is not
-    installed (an accelerator's environment may lack it) the run trains without events, after
-    one warning."""
+    installed (an accelerator's environment may lack it), or where writing them fails (a full
+    disk at the flush), the run trains on without events, after one warning."""
 
     def __init__(self, run_dir: Path, validation: evaluation.Validation, loss: str):
         self._run_dir = Path(run_dir)
@@ -50,19 +50,20 @@ class Writer:
         self._loss = loss
         self._writer = None
         self._unavailable = False
+        self._errors = (OSError,)
 
     def __enter__(self) -> "Writer":
         return self
 
     def __exit__(self, *exc) -> None:
         if self._writer is not None:
-            self._writer.close()
+            self._written(self._writer.close)
 
     def _open(self):
         """The event file's writer, or None where TensorFlow is not installed."""
         if self._writer is None and not self._unavailable:
             try:
-                tfds_source.import_tensorflow()  # Quietly, and off the accelerators, before flax imports it.
+                tf = tfds_source.import_tensorflow()  # Quietly, and off the accelerators, before flax imports it.
             except ImportError:
                 self._unavailable = True
                 log.warning(f"TensorFlow is not installed: no TensorBoard events for "
@@ -70,8 +71,30 @@ class Writer:
                 return None
             from flax.metrics import tensorboard
 
-            self._writer = tensorboard.SummaryWriter(self._run_dir, auto_flush=False)
+            # What a failed write raises: TensorFlow's errors (a full disk at the flush is its
+            # ResourceExhaustedError) and the OS's.
+            self._errors = (OSError, tf.errors.OpError)
+            self._writer = self._written(
+                lambda: tensorboard.SummaryWriter(self._run_dir, auto_flush=False))
         return self._writer
+
+    def _written(self, write):
+        """write()'s result; if writing fails (a full disk, no permission), None after one
+        warning, and no events from then on: they are a side output, the run goes on (its
+        checkpoints say for themselves whether the disk has room)."""
+        try:
+            return write()
+        except self._errors as e:
+            self._unavailable, writer, self._writer = True, self._writer, None
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            log.warning(f"cannot write TensorBoard events in {self._run_dir} ({reason}); the "
+                        f"run goes on without them")
+            if writer is not None:
+                try:
+                    writer.close()
+                except self._errors:
+                    pass
+            return None
 
     def epoch(self, epoch: int, record: dict, learning_rate: float, state) -> None:
         """One epoch's scalars (a record of train.fit's history) and images, at step `epoch`."""
@@ -84,10 +107,15 @@ class Writer:
         writer = self._open()
         if writer is None:
             return
-        for tag, value in scalars.items():
-            writer.scalar(tag, value, epoch)
-        writer.image("val/clean_noisy_denoised", self._images(state), epoch, max_outputs=1)
-        writer.flush()
+        grid = self._images(state)
+
+        def write():
+            for tag, value in scalars.items():
+                writer.scalar(tag, value, epoch)
+            writer.image("val/clean_noisy_denoised", grid, epoch, max_outputs=1)
+            writer.flush()
+
+        self._written(write)
 
     def _images(self, state) -> np.ndarray:
         """Clean, noisy and denoised rows of the first validation images (centre crops of

@@ -27,8 +27,18 @@ def _png_bit_depth(path: Path) -> int:
     return head[24] if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 else 0
 
 
+def _pypng(what: str, instead: str = ""):
+    """pypng, or an ImageError saying that `what` needs it, where it is not installed."""
+    try:
+        import png  # pypng
+    except ImportError:
+        raise ImageError(f"{what} needs pypng, which is not installed (pip install pypng"
+                         f"{instead})") from None
+    return png
+
+
 def _read_png16(path: Path) -> np.ndarray:
-    import png  # pypng
+    png = _pypng(f"{path}: a 16-bit PNG")
 
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
     planes = info["planes"]
@@ -68,6 +78,8 @@ def read_image(path: Path) -> np.ndarray:
                 return np.asarray(image.convert("L"), np.uint8)[..., None]
             # RGB, RGBA (alpha dropped), palettes, CMYK, YCbCr, ...
             return np.asarray(image.convert("RGB"), np.uint8)
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -100,8 +112,8 @@ def write_image(path: Path, image_HWC: np.ndarray, bits: int = 8) -> None:
 
         tifffile.imwrite(path, pixels[..., 0] if grey else pixels)
     elif bits == 16 and not grey:
-        import png  # pypng: Pillow has no 16-bit RGB mode
-
+        # pypng: Pillow has no 16-bit RGB mode
+        png = _pypng(f"{path}: a 16-bit colour PNG", ", or write --out-format tiff16")
         with open(path, "wb") as f:
             png.Writer(pixels.shape[1], pixels.shape[0], greyscale=False, bitdepth=16).write(
                 f, pixels.reshape(pixels.shape[0], -1))

@@ -71,10 +71,18 @@ def import_tensorflow():
     return tf
 
 
-def _import_tfds():
-    with _without_tensorflow_banners():
-        import tensorflow_datasets as tfds  # (which imports TensorFlow)
-    import_tensorflow()
+def _import_tfds(name: str = "mnist"):
+    """tensorflow_datasets, or a DataError (before any training) where it or TensorFlow is not
+    installed: only the TFDS datasets need them."""
+    try:
+        with _without_tensorflow_banners():
+            import tensorflow_datasets as tfds  # (which imports TensorFlow)
+        import_tensorflow()
+    except ImportError as e:
+        raise DataError(f"--dataset: {_label(name)} is read with tensorflow-datasets and "
+                        f"TensorFlow, and {e.name or 'one of them'} is not installed (pip install "
+                        f"tensorflow-datasets tensorflow-cpu); the image folders' datasets "
+                        f"need neither") from None
     return tfds
 
 
@@ -109,7 +117,7 @@ def _splits(builder) -> tuple[str, str]:
 def load_splits(name: str, data_dir: Optional[str] = None, download: bool = False):
     """[train images, test images]: uint8 arrays (N, H, W, C), or lists of (H, W, C) arrays for
     datasets of several sizes."""
-    tfds = _import_tfds()
+    tfds = _import_tfds(name)
     root = resolve_data_dir(data_dir)
     try:
         builder = tfds.builder(name, data_dir=str(root))

@@ -51,6 +51,7 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
     for config in configs(protocol.image_size, given.get("channels", 1)):
         validate(config, known)
     names = baselines.resolve_names(baseline_names, protocol.baselines)
+    baselines.installed(names)  # a missing one is said now, before the data and training
     if baseline_examples is not None:
         baselines.check_examples(baseline_examples)  # (the upper bound needs the data)
     if protocol.benchmark and seeds:
@@ -103,6 +104,7 @@ def run_comparison(configs: Sequence[Config], workdir: Path, dataset: data.Datas
     workdir, start = Path(workdir), time.perf_counter()
     protocol = protocols.of(configs[0].dataset)
     names = baselines.resolve_names(baseline_names, protocol.baselines)
+    baselines.installed(names)  # (said once a process: here when run without from_options)
     available = len(dataset.test)  # the validation images: one noisy copy of each test image
     subset_size = (min(protocol.baseline_examples, available) if baseline_examples is None
                    else baseline_examples)
@@ -161,6 +163,7 @@ def _compare_one_seed(configs: Sequence[Config], workdir: Path, dataset: data.Da
         report.write(workdir, shared, results, states, validation, photos=True, benchmark=table)
         return results, {"benchmark": {k: v for k, v in table.items() if k != "figures"}}
     subset = validation.take(subset_size)
+    baseline_names = baselines.installed(baseline_names)  # (the benchmark's table says which not)
     rows = {}
     for name, state in states.items():
         rows[name] = evaluation.score_model(state, subset)

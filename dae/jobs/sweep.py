@@ -48,7 +48,8 @@ def run_sweep(workdir: Path, levels: Optional[Sequence[float]] = None, seed: int
     protocol = protocols.of(config.dataset)
     natural = protocol.photos
     levels = levels or protocol.sweep_levels
-    baseline_names = baselines.resolve_names(baseline_names, protocol.sweep_baselines)
+    baseline_names = baselines.installed(
+        baselines.resolve_names(baseline_names, protocol.sweep_baselines))
     if dataset is None:
         log.info(f"loading {dataset_spec or config.dataset}")
     dataset = run.load_dataset(config, dataset_spec, data_dir, dataset)
