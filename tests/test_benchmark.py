@@ -129,6 +129,40 @@ def test_the_noisy_images_are_fixed_unclipped_and_of_their_level():
                               (a - 250 / 255) / 2)
 
 
+def dim_and_lift(variables, x_BHWC, level_B):
+    """A stand-in conditional model: half its input plus the level it is told, so its output
+    shows both what it saw above 1 and the level's scale."""
+    return 0.5 * x_BHWC + level_B[:, None, None, None]
+
+
+def test_a_model_sees_the_noisy_images_unclipped_and_the_level_in_unit_scale():
+    """On near-white images at sigma 50 (clipping would show), the benchmark's outputs of a
+    conditional model are evaluation.denoise's on the very same unclipped noisy images at
+    sigma / 255, not on clipped ones nor at sigma on the 0-255 scale; its scores are theirs."""
+    import jax.numpy as jnp
+    import optax
+
+    from dae import evaluation, train
+
+    state = train.TrainState.create(apply_fn=dim_and_lift, params={}, tx=optax.identity(),
+                                    batch_stats={}, loss="mse", conditional=True)
+    clean = np.full((16, 24, 1), 250, np.uint8)
+    test_set = benchmark.TestSet("set12", (clean, clean[:12]), ("a.png", "b.png"))
+    sigma = 50
+    noisy = benchmark.noisy_images(test_set, sigma)
+    assert noisy[0].max() > 1.1
+    outputs, _ = benchmark.model_outputs(state, noisy, sigma)
+    denoise = lambda n, level: np.asarray(evaluation.denoise(state, jnp.asarray(n)[None], level))[0]
+    expected = [denoise(n, sigma / 255) for n in noisy]
+    for out, want, n in zip(outputs, expected, noisy, strict=True):
+        np.testing.assert_allclose(out, want, atol=1e-6)
+        assert np.abs(want - denoise(np.clip(n, 0, 1), sigma / 255)).max() > 0.02
+        assert np.abs(want - denoise(n, float(sigma))).max() > 0.1
+    table = benchmark.run({"spy": state}, [test_set], [sigma], channels=1, with_bm3d=False)
+    scores = table["rows"]["spy"]["set12"][str(sigma)]
+    assert scores["psnr"] == pytest.approx(benchmark.score(expected, test_set)["psnr"], abs=1e-9)
+
+
 def test_outputs_are_quantized_to_8_bits_before_psnr():
     test_set = benchmark.TestSet("set12", (np.full((16, 16, 1), 100, np.uint8),), ("a.png",))
     off_by_less_than_half_a_level = np.full((16, 16, 1), (100 + 0.4) / 255, np.float32)

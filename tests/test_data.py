@@ -175,6 +175,25 @@ def test_crops_are_flipped_or_rotated_windows_of_large_enough_images_and_determi
     assert 0 < sum(crop.tobytes() in upright for crop in batch) < 64
 
 
+def test_crops_come_from_every_position_of_the_image_uniformly():
+    """Crops of a ramp (each pixel its own value, growing down and right): a crop's smallest
+    value is its window's top-left pixel whatever flip or turn it got, so it gives the position
+    it was cut from. 2000 crops of 4x4 from a 12x20 image reach every row and column of the
+    9 x 17 possible positions, each about equally often."""
+    H, W, P = 12, 20, 4
+    ramp_HW1 = np.arange(H * W, dtype=np.uint8).reshape(H, W, 1)
+    split = images.Split.from_images([ramp_HW1], ["ramp"])
+    batch = np.asarray(patches.sampler(split, batch_size=2000, patch_size=P)(jax.random.key(0)))
+    y_B, x_B = np.divmod(batch.min(axis=(1, 2, 3)).astype(int), W)
+    for crop, y, x in zip(batch, y_B, x_B):  # the flip or turn undone, it is that window
+        window = ramp_HW1[y : y + P, x : x + P]
+        assert any(np.array_equal(crop, t) for t in dihedral(window)), (y, x)
+    rows, cols = np.bincount(y_B, minlength=H - P + 1), np.bincount(x_B, minlength=W - P + 1)
+    assert rows.shape == (H - P + 1,) and cols.shape == (W - P + 1,)  # none past the edge
+    assert rows.min() > 0.6 * 2000 / (H - P + 1) and cols.min() > 0.5 * 2000 / (W - P + 1)
+    assert len(set(zip(y_B, x_B))) > 0.9 * (H - P + 1) * (W - P + 1)
+
+
 def test_with_candidates_the_busiest_crops_are_kept():
     rng = np.random.default_rng(0)
     split = images.Split.from_images([np.full((20, 20, 1), 128, np.uint8),

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from dae import models, run
+from dae import layers, models, run
 
 
 def init_variables(name: str):
@@ -359,6 +359,47 @@ def test_a_conditional_candidate_reads_the_level_map_and_an_unconditional_one_ig
     # The map is one more input channel of the first conv, wherever that runs.
     first_on = on.init(jax.random.key(0), x, level_B=low)["params"]["Conv_0"]["kernel"]
     assert first_on.shape[2] == variables["params"]["Conv_0"]["kernel"].shape[2] + 1
+
+
+class FirstConvInput(Exception):
+    """Raised with what the first convolution was given: the model stops there."""
+
+
+def first_conv_input(model, variables, x, level_B) -> np.ndarray:
+    """What the first convolution of `model` reads when it denoises x told level_B."""
+
+    def spy(next_fun, args, kwargs, context):
+        if context.method_name == "__call__" and isinstance(context.module, (nn.Conv,
+                                                                             layers.Conv)):
+            raise FirstConvInput(np.asarray(args[0]))
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(spy), pytest.raises(FirstConvInput) as seen:
+        model.apply(variables, x, level_B=level_B)
+    return seen.value.args[0]
+
+
+@pytest.mark.parametrize("spec", ["dncnn:depth=3:features=4:conditional=true",
+                                  "unet:features=4:conditional=true",
+                                  *[conditional(s, True) for s, _ in NOISE_CONDITIONAL]])
+def test_a_conditional_models_level_map_is_the_level_in_the_images_units(spec):
+    """The first convolution reads the image (pixel-unshuffled where the model runs at half
+    resolution) and one more channel holding each image's level as given, in the images' own
+    [0, 1] units: 25/255 is read as 25/255, not 25 nor 1/255 of it."""
+    model = models.get(spec, logits=False)
+    x = jax.random.uniform(jax.random.key(4), (2, 8, 8, 3))
+    level_B = jnp.array([25 / 255, 50 / 255])
+    # Zero weights: what the first convolution reads does not depend on them (and a random
+    # init costs seconds).
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, level_B=level_B))
+    variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    seen = first_conv_input(model, variables, x, level_B)
+    half = isinstance(model, models.FFDNet) or getattr(model, "unshuffle", False)
+    image = layers.pixel_unshuffle(x) if half else x
+    assert seen.shape == (*image.shape[:3], image.shape[3] + 1)
+    np.testing.assert_array_equal(seen[..., :-1], image)
+    for b in range(2):
+        np.testing.assert_allclose(seen[b, ..., -1], float(level_B[b]), rtol=1e-6)
 
 
 def test_the_resunet_widths_double_per_level_and_its_skips_add():

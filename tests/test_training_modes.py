@@ -100,6 +100,26 @@ def test_posterior_gives_back_the_detail_a_blind_estimate_smoothed_away():
     assert error(slipped, left) > 0.9 * error(estimate, left)
 
 
+def test_posterior_lies_between_the_estimate_and_the_noisy_pixel_everywhere():
+    """The posterior mean moves the estimate toward the noisy pixel by a gain in [0, 1], never
+    past it nor away from it: also where the residual is flatter than the stated noise (the
+    estimate's error variance estimated below zero), where it keeps the estimate itself."""
+    from dae import posterior
+
+    clean = jnp.concatenate([striped_and_flat(), jnp.full((1, 64, 64, 1), 0.5)])
+    noise = SIGMA * jax.random.normal(jax.random.key(2), clean.shape)
+    noisy = clean + noise
+    # Image 0: the stripes lost (the residual busier than the noise there); image 1: the
+    # estimate keeps 70% of the noise, so the residual is much flatter than the noise.
+    estimate = jnp.concatenate([jnp.where(jnp.arange(64)[None, None, :, None] < 32, 0.5,
+                                          clean[:1]), clean[1:] + 0.7 * noise[1:]])
+    combined = np.asarray(posterior.combine(noisy, estimate, jnp.full((2,), SIGMA)))
+    low, high = np.minimum(estimate, noisy), np.maximum(estimate, noisy)
+    assert np.all(combined >= low - 1e-6) and np.all(combined <= high + 1e-6)
+    np.testing.assert_allclose(combined[1], estimate[1], atol=1e-6)
+    assert np.abs(combined[0] - estimate[0]).max() > 0.05  # it does move where f erred
+
+
 def test_posterior_picks_for_each_image_the_window_of_least_error():
     """SURE, computed from the noisy image alone, picks per image a window whose true error is
     within 3% of the best window's."""
