@@ -146,8 +146,9 @@ def torch_model(name: str):
 
 
 def run_torch(name: str, train_u8: np.ndarray, *, steps: int, warmup_steps: int,
-              batch_size: int, noise_std: float, seed: int) -> Timing:
-    """Trains with a plain eager loop over contiguous batches, torch's default thread count."""
+              batch_size: int, noise_std: float, seed: int, compiled: bool = False) -> Timing:
+    """Trains with a plain eager loop over contiguous batches, torch's default thread count
+    (`compiled`: the model through torch.compile)."""
     import torch
     from torch import nn
 
@@ -157,6 +158,7 @@ def run_torch(name: str, train_u8: np.ndarray, *, steps: int, warmup_steps: int,
     x_train = torch.from_numpy(train_u8.transpose(0, 3, 1, 2).copy()).to(device)  # NCHW, as torch wants
     model = torch_model(name).to(device)
     check_params(name, "torch", sum(p.numel() for p in model.parameters()))
+    model = torch.compile(model) if compiled else model
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     loss_fn = nn.BCEWithLogitsLoss()
     batches_per_epoch = len(x_train) // batch_size
@@ -290,24 +292,29 @@ def keras_photographs_step(clean_u8_BHWC: np.ndarray, *, sigma: float, learning_
 
 
 def torch_photographs_step(clean_u8_BHWC: np.ndarray, *, sigma: float, learning_rate: float,
-                           seed: int):
-    """run(steps): `steps` eager PyTorch training steps on the batch, fresh noise each."""
+                           seed: int, compiled: bool = False):
+    """run(steps): `steps` eager PyTorch training steps on the batch, fresh noise each, on the
+    GPU if there is one (`compiled`: the model through torch.compile)."""
     import torch
     from torch.nn import functional as F
 
     torch.manual_seed(seed)
-    clean_u8 = torch.from_numpy(clean_u8_BHWC.transpose(0, 3, 1, 2).copy())  # NCHW
-    model = torch_unet_res(clean_u8.shape[1])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    clean_u8 = torch.from_numpy(clean_u8_BHWC.transpose(0, 3, 1, 2).copy()).to(device)  # NCHW
+    model = torch_unet_res(clean_u8.shape[1]).to(device)
     check_params(PHOTOGRAPHS_MODEL, "torch", sum(p.numel() for p in model.parameters()))
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    forward = torch.compile(model) if compiled else model
 
     def run(steps):
         for _ in range(steps):
             clean = clean_u8.float() / 255.0
             noisy = clean + sigma * torch.randn_like(clean)
             optimizer.zero_grad()
-            F.mse_loss(model(noisy), clean).backward()
+            F.mse_loss(forward(noisy), clean).backward()
             optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     return run
 
@@ -338,7 +345,8 @@ def ours_photographs_step(config, clean_u8_BHWC):
     step_fn = train.make_train_step(config)
     noise_key = rng.stream(config.seed, rng.NOISE)
     holder = [train.create_train_state(rng.stream(config.seed, rng.INIT), config)]
-    check_params(PHOTOGRAPHS_MODEL, "ours", models.count_params(holder[0].params))
+    if config.model == PHOTOGRAPHS_MODEL:  # (the peers' architecture; other models time alone)
+        check_params(PHOTOGRAPHS_MODEL, "ours", models.count_params(holder[0].params))
 
     def run(steps):
         state = holder[0]
