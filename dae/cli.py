@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from dae import interrupts, logs
+from dae import allocator, interrupts, logs
 from dae.errors import DaeError
 
 
@@ -168,7 +168,12 @@ def run(main, argv=None) -> int:
 
     SIGTERM (what preemptible machines send) is handled as SIGINT: one line, status 128 + the
     signal's number (143, 130), and never in the middle of writing a checkpoint.
+
+    From a command line (`argv` None), the command first re-runs itself once with mimalloc
+    preloaded (dae.allocator; DAE_ALLOCATOR=system does not).
     """
+    if argv is None:
+        allocator.preload()
     import absl.logging
 
     # tfds's and orbax's INFO chatter off; their warnings are real (a normal run has none).
