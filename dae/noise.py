@@ -73,6 +73,11 @@ class Noise:
         spec = f"{self.kind}:{self.low:g}" + (f"-{self.high:g}" if self.high != self.low else "")
         return spec + (f"+{self.mix}" if self.mix is not None else "")
 
+    @property
+    def kinds(self) -> frozenset:
+        """The kinds of noise drawn (two for a mix)."""
+        return frozenset({self.kind}) | (self.mix.kinds if self.mix is not None else frozenset())
+
     def sample(self, rng: jax.Array, clean_BHWC: jax.Array) -> jax.Array:
         """Noisy copies of `clean_BHWC`; with a range, one level per image."""
         return self.sample_with_levels(rng, clean_BHWC)[0]
