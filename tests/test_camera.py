@@ -72,6 +72,27 @@ def test_pipeline_correlates_neighbours_and_channels_where_white_noise_does_not(
     assert abs(channels(n)) > 0.1 and abs(channels(white)) < 0.05
 
 
+def test_noise_reduction_blurs_in_share_keeps_rms_and_attenuates_chroma():
+    """No share and full chroma: the noise unchanged. All of it blurred: the same RMS per
+    plane, and neighbours 4 pixels apart correlated as a Gaussian of that width predicts
+    (exp(-d^2 / 4 sigma^2)). Chroma's gain scales Cb and Cr alone, so luma keeps its noise."""
+    white = jax.random.normal(jax.random.PRNGKey(3), (8, 128, 128, 3))
+    p = _pipelines(8)
+    identity = p._replace(smooth_B3=jnp.zeros((8, 3)), chroma_gain_B=jnp.ones(8))
+    np.testing.assert_allclose(camera.noise_reduction(white, identity), white, atol=1e-4)
+    blotchy = camera.noise_reduction(white, identity._replace(
+        smooth_B3=jnp.ones((8, 3)), smooth_sigma_B=jnp.full(8, 2.0)))
+    ycc = lambda x: np.asarray(jnp.einsum("bhwc,dc->bhwd", x, camera.YCC))
+    rms = lambda x: np.sqrt((ycc(x) ** 2).mean((1, 2)))
+    np.testing.assert_allclose(rms(blotchy), rms(white), rtol=1e-3)
+    y = ycc(blotchy)[..., 0]
+    lag4 = np.mean(y[:, :, :-4] * y[:, :, 4:]) / np.mean(y ** 2)
+    assert abs(lag4 - np.exp(-16 / 16)) < 0.03, lag4
+    quiet = camera.noise_reduction(white, identity._replace(chroma_gain_B=jnp.full(8, 0.25)))
+    np.testing.assert_allclose(ycc(quiet)[..., 0], ycc(white)[..., 0], atol=1e-4)
+    np.testing.assert_allclose(ycc(quiet)[..., 1:], 0.25 * ycc(white)[..., 1:], atol=1e-4)
+
+
 def test_noise_depends_on_brightness():
     """Shot noise and the tone curve: the same camera gives a dark and a bright flat image
     different noise."""
