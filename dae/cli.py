@@ -85,6 +85,18 @@ def sigma_or_auto(text: str):
     return level
 
 
+def positive_float(text: str) -> float:
+    """--strength 1.5 -> 1.5: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number such as 0.8 or 1.5, "
+                                         f"got {text!r}")
+    return value
+
+
 def tile_size(text: str) -> int:
     """--tile 512 -> 512; 0 (whole images) or at least 16 px."""
     try:

@@ -3,6 +3,7 @@
     python -m experiments.denoise --workdir DIR --model conv IN.png [IN2.png ...] --out OUTDIR
         [--sigma auto | 25/255]
     python -m experiments.denoise --pretrained NAME IN.png --out OUTDIR   (a shipped model)
+        [--sigma auto | 25/255] [--strength 1.5]
     python -m experiments.denoise --zero-shot IN.png --out OUTDIR   (fitted to each image alone)
         [--sigma auto | 25/255]
 """
@@ -33,8 +34,13 @@ def parse_args(argv=None):
     p.add_argument("--epoch", type=int, default=None, help="default: the latest")
     p.add_argument("--sigma", type=cli.sigma_or_auto, default=None,
                    help="the noise level a conditional model or --zero-shot is told, e.g. "
-                        "25/255, or auto: estimated from each image (the default; blind models "
-                        "take none)")
+                        "25/255, or auto: estimated from each image as white Gaussian noise. "
+                        "Default: estimated from each image as a photograph's noise, white or "
+                        "a camera's (which the finest scale alone underrates); blind models "
+                        "take none")
+    p.add_argument("--strength", type=cli.positive_float, default=1.0,
+                   help="scale the level a conditional model is told: above 1 smooths more, "
+                        "below 1 keeps more detail (and noise); default 1")
     p.add_argument("--out-format", choices=("auto", "png8", "png16", "tiff16"), default="auto",
                    help="auto (default): a PNG at the input's bit depth (8 or 16); or 8- or "
                         "16-bit PNG, or 16-bit TIFF")
@@ -56,7 +62,8 @@ def main(argv=None) -> int:
 
     written, errors = denoise.denoise_files(args.workdir, args.model, args.images, args.out,
                                             args.epoch, args.sigma, args.tile or None,
-                                            args.pretrained, args.out_format, args.zero_shot)
+                                            args.pretrained, args.out_format, args.zero_shot,
+                                            args.strength)
     for source, destination, note in written:
         print(f"{source} -> {destination}" + (f" ({note})" if note else ""))
     for message in errors:

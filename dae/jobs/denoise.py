@@ -7,14 +7,14 @@ from typing import Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from dae import baselines, evaluation, models, run, tiling
+from dae import estimate as estimate_level
+from dae import evaluation, models, run, tiling
 from dae.config import Config
 from dae.data import files, images
 from dae.errors import DaeError, ImageError
 
 OUTPUT_SUFFIX = "_denoised"
 OUT_FORMATS = ("auto", *files.FORMATS)  # auto: PNG at the input's bit depth
-ESTIMATE_SIZE = 2048  # --sigma auto reads the noise level off at most this centre square
 DEFAULT_TILE = 512  # px: larger images go through in tiles (dae.tiling), in bounded memory
 read_image = files.read_image  # (H, W, 1 or 3) uint8 or uint16
 write_image = files.write_image  # float [0, 1] (H, W, 1 or 3) -> grey or RGB PNG or TIFF
@@ -41,13 +41,10 @@ def check_size(config: Config, height: int, width: int) -> None:
 
 def noise_level(image_HWC: np.ndarray, sigma="auto") -> tuple[float, Optional[str]]:
     """The level a conditional model is told: `sigma` as given, or with 'auto' estimated from
-    the image (scikit-image's wavelet estimate), and the note that says so."""
+    the image as white Gaussian noise (dae.estimate.wavelet), and the note that says so."""
     if sigma != "auto":
         return float(sigma), None
-    # From the centre ESTIMATE_SIZE px square at most: millions of pixels pin the noise's std
-    # down as well as tens of millions, at a fraction of the memory (float64 wavelet planes).
-    crop = images.centre_crop(image_HWC, ESTIMATE_SIZE)
-    estimate = baselines.estimated_std(np.asarray(crop, np.float64))
+    estimate = estimate_level.wavelet(image_HWC)
     return estimate, f"estimated noise sigma {estimate * 255:.1f}/255"
 
 
@@ -113,9 +110,32 @@ def zero_shot_image(image_HWC: np.ndarray, level: float,
         return zeroshot.denoise(image_HWC, level, steps, progress=bar.update, tile=tile)
 
 
+def denoise_array(state, config: Optional[Config], image_HWC: np.ndarray, sigma=None,
+                  strength: float = 1.0, tile: Optional[int] = DEFAULT_TILE):
+    """(The denoised float [0, 1] image, what level it was told and how it was found, or None)
+    for a float [0, 1] image in the model's channels: what `experiments.denoise` writes.
+
+    `sigma`: a level, 'auto' (estimated as white Gaussian noise) or None (estimated as a
+    photograph's noise, white or a camera's: dae.estimate.photograph; zero-shot: 'auto');
+    `strength` scales it. No `state`: zero-shot. A blind model is told nothing."""
+    if state is not None and not state.conditional:
+        return denoise_image(state, config, image_HWC, None, tile), None
+    if sigma is None and state is not None:
+        level = estimate_level.photograph(image_HWC)
+        note = f"estimated photograph noise {level * 255:.1f}/255"
+    else:
+        level, note = noise_level(image_HWC, sigma)
+    if strength != 1.0:
+        level *= strength
+        note = f"{note or 'level'} x strength {strength:g} = {level * 255:.1f}/255"
+    denoised_HWC = (zero_shot_image(image_HWC, level, tile) if state is None
+                    else denoise_image(state, config, image_HWC, level, tile))
+    return denoised_HWC, note
+
+
 def _denoise_file(state, config: Optional[Config], path: Path, destination: Path,
                   sigma=None, tile: Optional[int] = DEFAULT_TILE,
-                  out_format: str = "auto") -> Optional[str]:
+                  out_format: str = "auto", strength: float = 1.0) -> Optional[str]:
     """Reads, denoises and writes one file; ImageError (naming `path`) if any step fails. With
     no `state`, zero-shot (the image in its own channels).
 
@@ -124,15 +144,11 @@ def _denoise_file(state, config: Optional[Config], path: Path, destination: Path
     read = read_image(path)
     image_HWC, converted = as_model_input(read, read.shape[-1] if state is None
                                           else config.channels)
-    level = None
-    if state is None or state.conditional:
-        level, estimated = noise_level(image_HWC, sigma)
-        converted = "; ".join(filter(None, [converted, estimated])) or None
     try:
-        denoised_HWC = (zero_shot_image(image_HWC, level, tile) if state is None
-                        else denoise_image(state, config, image_HWC, level, tile))
+        denoised_HWC, estimated = denoise_array(state, config, image_HWC, sigma, strength, tile)
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
+    converted = "; ".join(filter(None, [converted, estimated])) or None
     try:
         write_image(destination, denoised_HWC, output_bits(read, out_format))
     except OSError as e:
@@ -143,22 +159,25 @@ def _denoise_file(state, config: Optional[Config], path: Path, destination: Path
 def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence[Path],
                   out_dir: Path, epoch: Optional[int] = None, sigma=None,
                   tile: Optional[int] = DEFAULT_TILE, pretrained: Optional[str] = None,
-                  out_format: str = "auto", zero_shot: bool = False):
+                  out_format: str = "auto", zero_shot: bool = False, strength: float = 1.0):
     """Denoises each image file into `out_dir` (created if missing); returns (written, errors).
 
-    `sigma`: the noise level a conditional model is told, in [0, 1] units, or 'auto' (the
-    default for one: estimated per image); a blind model takes none. `tile`: images larger than
-    it go through in tiles of that many px (dae.tiling; None: whole). written: (input, output,
-    note) triples, the note saying what channel conversion was made and what level was
-    estimated (or None); errors: one-line messages, one per file that failed. A bad file does
-    not stop the others; a bad workdir, model, epoch, sigma or out_dir raises DaeError. With
-    `pretrained`, the model is the shipped one of that name (dae.pretrained), not a run's.
-    `out_format`: OUT_FORMATS; auto writes a PNG at the input's bit depth. With `zero_shot`, no
-    model: each image is denoised by a network fitted to it alone (dae.zeroshot), for noise of
-    `sigma` ('auto' by default).
+    `sigma`: the noise level a conditional model is told, in [0, 1] units, or 'auto' (estimated
+    per image as white Gaussian noise); None (the default): estimated per image as a
+    photograph's noise, white or a camera's (dae.estimate.photograph). `strength` scales the
+    level told (more or less smoothing). A blind model takes none. `tile`: images larger than it go through in tiles of that many px
+    (dae.tiling; None: whole). written: (input, output, note) triples, the note saying what
+    channel conversion was made and what level was estimated (or None); errors: one-line
+    messages, one per file that failed. A bad file does not stop the others; a bad workdir,
+    model, epoch, sigma or out_dir raises DaeError. With `pretrained`, the model is the shipped
+    one of that name (dae.pretrained), not a run's. `out_format`: OUT_FORMATS; auto writes a
+    PNG at the input's bit depth. With `zero_shot`, no model: each image is denoised by a
+    network fitted to it alone (dae.zeroshot), for noise of `sigma` ('auto' by default).
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)  # Before the checkpoint load, which takes seconds.
+    if not (strength > 0 and np.isfinite(strength)):
+        raise DaeError(f"--strength: a positive factor such as 0.8 or 1.5, got {strength:g}")
     if zero_shot:
         config, state = None, None
     elif pretrained is not None:
@@ -167,10 +186,10 @@ def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence
         config, state = shipped.load(pretrained)
     else:
         config, _, state = run.load_run(workdir, model, epoch)
-    if sigma is not None and state is not None and not state.conditional:
-        raise DaeError(f"--sigma: model {config.model!r} is blind (trained without a noise "
-                       f"level input); leave out --sigma, or use a conditional model "
-                       f"(NAME:conditional=true)")
+    if state is not None and not state.conditional and (sigma is not None or strength != 1.0):
+        raise DaeError(f"--{'sigma' if sigma is not None else 'strength'}: model "
+                       f"{config.model!r} is blind (trained without a noise level input); "
+                       f"leave it out, or use a conditional model (NAME:conditional=true)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -185,8 +204,7 @@ def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence
                 raise ImageError(f"{path}: its output {destination} was already written "
                                  f"from {written[destination][0]}")
             written[destination] = (path, _denoise_file(state, config, path, destination,
-                                                        "auto" if sigma is None else sigma,
-                                                        tile, out_format))
+                                                        sigma, tile, out_format, strength))
         except ImageError as e:
             errors.append(str(e))
     return [(src, dst, note) for dst, (src, note) in written.items()], errors
