@@ -5,8 +5,9 @@ by default) as each method denoises them, every level estimated from the crop it
     python -m benchmarks.real_noise --out FIGURE.png [--set rni15] [--images Dog.png,...]
         [--crop 192] [--pretrained colour] [--run LABEL=WORKDIR:MODEL ...] [--no-zero-shot]
 
-Columns: noisy; CBM3D (BM3D for grey) told the estimate; the shipped model `--pretrained`
-told the estimate; zero-shot (dae.zeroshot) told the estimate; and each `--run`, a trained
+Columns: noisy; CBM3D (BM3D for grey) told the estimate; the shipped model `--pretrained` as
+`experiments.denoise` runs it by default (told a photograph's level, dae.estimate.photograph)
+and with `--sigma auto` (told the estimate); zero-shot (dae.zeroshot) told the estimate; and each `--run`, a trained
 run's model (a self-supervised mode trained on the noisy set itself, say), told the estimate if
 it is conditional. Rows: the images. Prints each image's estimate and each method's seconds.
 """
@@ -53,17 +54,19 @@ def main(argv=None) -> int:
     crops = {n: np.asarray(images.to_unit(c)) for n, c in crops_u8.items()}
     levels = {n: baselines.estimated_std(c.astype("float64")) for n, c in crops.items()}
 
-    models = []  # (label, config, state)
+    models = []  # (label, config, state, sigma: as experiments.denoise's --sigma)
     if args.pretrained != "none":
-        models.append((f"{args.pretrained} model", *shipped.load(args.pretrained)))
+        config, state = shipped.load(args.pretrained)
+        models.append((f"{args.pretrained}, default", config, state, None))
+        models.append((f"{args.pretrained}, --sigma auto", config, state, "auto"))
     for spec in args.run:
         label, _, where = spec.partition("=")
         workdir, _, model = where.rpartition(":")
         config, _, state = run.load_run(Path(workdir), model, None)
-        models.append((label, config, state))
+        models.append((label, config, state, None))
 
     columns = ["noisy", "CBM3D" if split.channels == 3 else "BM3D",
-               *[label for label, _, _ in models], *([] if args.no_zero_shot else ["zero-shot"])]
+               *[label for label, *_ in models], *([] if args.no_zero_shot else ["zero-shot"])]
     rows = []
     for name, crop in crops.items():
         level = levels[name]
@@ -71,10 +74,10 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         shown.append(baselines.denoise("bm3d", [crop], level, photos=True)[0])
         seconds[columns[1]] = time.perf_counter() - start
-        for label, config, state in models:
+        for label, config, state, sigma in models:
             start = time.perf_counter()
             image, _ = denoise.as_model_input(crops_u8[name], config.channels)
-            out = denoise.denoise_image(state, config, image, level if state.conditional else None)
+            out, _ = denoise.denoise_array(state, config, image, sigma)
             shown.append(images.to_channels(out, crop.shape[-1]))
             seconds[label] = time.perf_counter() - start
         if not args.no_zero_shot:

@@ -99,9 +99,10 @@ def test_real_noise_figure_shows_each_method_on_each_image(tmp_path, monkeypatch
                      "--images", "00.png,01.png", "--crop", "32"])
     out = capsys.readouterr().out
     assert out.count("estimated sigma") == 2
-    assert all(f"{m} " in out for m in ("CBM3D", "colour model", "zero-shot"))
+    assert all(f"{m} " in out for m in ("CBM3D", "colour, default", "colour, --sigma auto",
+                                        "zero-shot"))
     with Image.open(tmp_path / "fig.png") as figure:
-        assert figure.size[0] > 300  # five columns
+        assert figure.size[0] > 360  # six columns
     with pytest.raises(SystemExit):
         real_noise.main(["--out", str(tmp_path / "f.png"), "--data-dir", str(tmp_path / "data"),
                          "--images", "nope.png"])
