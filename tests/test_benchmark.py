@@ -218,13 +218,16 @@ def test_denoise_tells_a_conditional_model_the_level_given_or_estimated(data_roo
     noisy = np.clip(clean + 25 / 255 * np.random.default_rng(0).standard_normal(clean.shape), 0, 1)
     Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(tmp_path / "noisy.png")
     outputs = {}
-    for sigma in (None, "15/255", "50/255"):
+    for sigma in (None, "auto", "15/255", "50/255"):
         out = tmp_path / f"out{sigma and sigma[:2]}"
         argv = ["--workdir", str(tmp_path / "run"), "--model", model, str(tmp_path / "noisy.png"),
                 "--out", str(out)] + (["--sigma", sigma] if sigma else [])
         assert denoise_cli.main(argv) == 0
         outputs[sigma] = np.asarray(Image.open(out / "noisy_denoised.png"))
-    assert "estimated noise sigma" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "estimated noise sigma" in printed and "estimated photograph noise" in printed
+    # White noise at 25/255 is above the photographs' floor: the default tells it the estimate.
+    np.testing.assert_array_equal(outputs[None], outputs["auto"])
     assert not np.array_equal(outputs["15/255"], outputs["50/255"])  # the level reaches the model
     tiny_run(data_root, "train400", tmp_path / "blind", tmp_path / "cache", monkeypatch,
              "--models", "unet:features=4", "--baselines", "none")

@@ -124,7 +124,7 @@ def denoise_array(state, config: Optional[Config], image_HWC: np.ndarray, sigma=
         level = estimate_level.photograph(image_HWC)
         note = f"estimated photograph noise {level * 255:.1f}/255"
     else:
-        level, note = noise_level(image_HWC, sigma)
+        level, note = noise_level(image_HWC, "auto" if sigma is None else sigma)
     if strength != 1.0:
         level *= strength
         note = f"{note or 'level'} x strength {strength:g} = {level * 255:.1f}/255"
