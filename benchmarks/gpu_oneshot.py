@@ -112,7 +112,7 @@ def throughput(scale: Scale) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from benchmarks import peers
+    from benchmarks import common, peers
     from benchmarks import throughput as paper
 
     rng = np.random.default_rng(0)
@@ -136,7 +136,7 @@ def throughput(scale: Scale) -> dict:
             kw = dict(sigma=25 / 255, learning_rate=config.learning_rate, seed=0)
             runners["torch eager"] = peers.torch_photographs_step(crops, **kw)
             runners["torch.compile"] = peers.torch_photographs_step(crops, compiled=True, **kw)
-        best_ms = peers.time_alternating(runners, scale.timed_steps, scale.rounds)
+        best_ms = common.time_alternating(runners, scale.timed_steps, scale.rounds)
         results[f"{model} (batch {scale.batch} of {scale.patch}x{scale.patch})"] = {
             name: scale.batch * 1e3 / ms for name, ms in best_ms.items()}
     if torch_missing:

@@ -27,7 +27,7 @@ def _worker(models, steps_scale: float) -> dict:
     import jax
     import numpy as np
 
-    from dae import data, parallel, rng, train
+    from dae import data, parallel, rng, states, train
     from dae.config import Config, validate
 
     images = np.random.default_rng(0).integers(0, 256, (4096, 28, 28, 1), dtype=np.uint8)
@@ -39,7 +39,7 @@ def _worker(models, steps_scale: float) -> dict:
         steps = max(1, int(DEFAULT_STEPS.get(model, 40) * steps_scale))
         batches = data.TrainBatches(split, config)
         step_fn = train.make_train_step(config)
-        state = train.create_train_state(rng.stream(0, rng.INIT), config)
+        state = states.create_train_state(rng.stream(0, rng.INIT), config)
         key = rng.stream(0, rng.NOISE)
         loss_sum = jax.numpy.zeros((), jax.numpy.float32)
         first_bad = jax.numpy.zeros((), jax.numpy.int32)
@@ -68,8 +68,8 @@ def _noise_keys(steps: int, rounds: int) -> dict:
 
     import jax
 
-    from dae import data, noise, rng, train, xla
-    from benchmarks.patches import natural_config
+    from dae import data, noise, rng, states, train, xla
+    from benchmarks.common import natural_config
 
     class OneKey(noise.Noise):
         """The whole batch's noise from one key (the step's): what per-example keys cost."""
@@ -88,7 +88,7 @@ def _noise_keys(steps: int, rounds: int) -> dict:
                                                     model.clip)), donate_argnums=0)}
     key = rng.stream(0, rng.NOISE)
     best = {name: float("inf") for name in fns}
-    state = train.create_train_state(rng.stream(0, rng.INIT), config)
+    state = states.create_train_state(rng.stream(0, rng.INIT), config)
     for _ in range(rounds):
         for name, fn in fns.items():
             for _ in range(2):

@@ -11,21 +11,10 @@ import time
 
 import jax
 
-from benchmarks import throughput
-from dae import cli, data, protocols, rng, train
-from dae.config import Config, DataInfo, validate
-
-NATURAL_DEFAULTS = protocols.PHOTOGRAPHS.defaults
-
-
-def natural_config(model: str, dataset: data.Dataset, training: str = "supervised") -> Config:
-    """The natural benchmark's config for `model` trained by `training`
-    (dae.protocols.PHOTOGRAPHS, with the mode's defaults)."""
-    fields = protocols.PHOTOGRAPHS.config_fields(dataset.spec, dataset.image_size,
-                                                 dataset.channels, training)
-    return validate(Config(**fields, model=model, training=training),
-                    DataInfo(dataset.image_size))
-
+from benchmarks import common
+from benchmarks.common import NATURAL_DEFAULTS, natural_config
+from dae import cli, data, protocols, rng, states, train
+from dae.config import Config
 
 def time_sampling(config: Config, dataset: data.Dataset, steps: int, rounds: int) -> dict:
     """Best milliseconds per step, over `rounds` alternating rounds, with and without sampling."""
@@ -33,7 +22,7 @@ def time_sampling(config: Config, dataset: data.Dataset, steps: int, rounds: int
     fixed_batch = next(batches.epoch(1))
     step_fn = train.make_train_step(config)
     noise_key = rng.stream(config.seed, rng.NOISE)
-    state = train.create_train_state(rng.stream(config.seed, rng.INIT), config,
+    state = states.create_train_state(rng.stream(config.seed, rng.INIT), config,
                                      batches.steps_per_epoch)
     best = {"step alone": float("inf"), "sampling + step": float("inf")}
     for round_ in range(rounds):
@@ -55,9 +44,9 @@ def main(argv=None) -> None:
     p = cli.Parser(prog="python -m benchmarks.patches", description=__doc__.splitlines()[0])
     p.add_argument("--models", type=cli.model_list, default=list(protocols.PHOTOGRAPHS.models))
     p.add_argument("--dataset", default="skimage")
-    p.add_argument("--steps", type=throughput.positive_int, default=20,
+    p.add_argument("--steps", type=common.positive_int, default=20,
                    help="timed steps per round (default: 20)")
-    p.add_argument("--rounds", type=throughput.positive_int, default=4,
+    p.add_argument("--rounds", type=common.positive_int, default=4,
                    help="alternating timing rounds; the best of each is kept (default: 4)")
     args = p.parse_args(argv)
     dataset = data.load(data.canonical(args.dataset))

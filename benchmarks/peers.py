@@ -16,7 +16,12 @@ import os
 import time
 from typing import NamedTuple, Optional
 
+import jax
 import numpy as np
+
+from benchmarks import common
+from dae import cli, data, models, rng, states, train
+from dae.config import PRECISIONS
 
 # The paper's architectures; every implementation is checked against these counts, so that the
 # comparison is between the same models.
@@ -322,29 +327,12 @@ def torch_photographs_step(clean_u8_BHWC: np.ndarray, *, sigma: float, learning_
 PHOTOGRAPHS_PEERS = {"torch": torch_photographs_step, "keras": keras_photographs_step}
 
 
-def time_alternating(runners: dict, steps: int, rounds: int, warmup_steps: int = 2) -> dict:
-    """Best milliseconds per step of each runner (run(steps) runs and waits for `steps` steps),
-    over `rounds` rounds in which each runs in turn."""
-    best = {name: float("inf") for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            run(warmup_steps)  # (the first round also builds or compiles)
-            start = time.perf_counter()
-            run(steps)
-            best[name] = min(best[name], (time.perf_counter() - start) / steps * 1e3)
-    return best
-
-
 def ours_photographs_step(config, clean_u8_BHWC):
     """run(steps): `steps` of dae.train.make_train_step's steps on the batch (a Python loop over
     the jitted, donated step, as dae.train.fit runs it on a CPU), noise drawn in the step."""
-    import jax
-
-    from dae import models, rng, train
-
     step_fn = train.make_train_step(config)
     noise_key = rng.stream(config.seed, rng.NOISE)
-    holder = [train.create_train_state(rng.stream(config.seed, rng.INIT), config)]
+    holder = [states.create_train_state(rng.stream(config.seed, rng.INIT), config)]
     if config.model == PHOTOGRAPHS_MODEL:  # (the peers' architecture; other models time alone)
         check_params(PHOTOGRAPHS_MODEL, "ours", models.count_params(holder[0].params))
 
@@ -359,8 +347,6 @@ def ours_photographs_step(config, clean_u8_BHWC):
 
 def precision_list(text: str) -> list[str]:
     """--precisions float32,bf16 -> ['float32', 'bf16'] (each one of dae.config.PRECISIONS)."""
-    from dae.config import PRECISIONS
-
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in PRECISIONS]
     if not names or unknown or len(set(names)) != len(names):
@@ -370,26 +356,20 @@ def precision_list(text: str) -> list[str]:
 
 
 def main(argv=None) -> None:
-    # (benchmarks.patches imports this module, through benchmarks.throughput.)
-    import jax
-
-    from benchmarks import patches, throughput
-    from dae import cli, data
-
     p = cli.Parser(prog="python -m benchmarks.peers",
                    description="the photographs' training step: ours, PyTorch's and Keras's "
                                "ms/step, side by side in alternating rounds")
     p.add_argument("--dataset", default="skimage")
-    p.add_argument("--steps", type=throughput.positive_int, default=20,
+    p.add_argument("--steps", type=common.positive_int, default=20,
                    help="timed steps per round (default: 20)")
-    p.add_argument("--rounds", type=throughput.positive_int, default=5,
+    p.add_argument("--rounds", type=common.positive_int, default=5,
                    help="alternating timing rounds; the best of each is kept (default: 5)")
     p.add_argument("--precisions", type=precision_list, default=["float32"],
                    help="ours in these --precision values, e.g. float32,bf16 (default: "
                         "float32); the peers compute in float32")
     args = p.parse_args(argv)
     dataset = data.load(data.canonical(args.dataset))
-    config = patches.natural_config(PHOTOGRAPHS_MODEL, dataset)
+    config = common.natural_config(PHOTOGRAPHS_MODEL, dataset)
     batch_u8 = next(data.TrainBatches(dataset.train, config).epoch(1))
     batch_np = np.asarray(batch_u8)
     sigma = config.noise_model().low
@@ -403,13 +383,13 @@ def main(argv=None) -> None:
         else:
             runners[peer] = build(batch_np, sigma=sigma, learning_rate=config.learning_rate,
                                   seed=config.seed)
-    busy = throughput.busy_cores()
+    busy = common.busy_cores()
     print(f"{PHOTOGRAPHS_MODEL} on {dataset.spec}: batch {config.batch_size} of "
           f"{config.patch_size}x{config.patch_size}x{config.channels} crops, MSE, Adam lr "
           f"{config.learning_rate:g}; ours on {jax.default_backend()}; best of {args.rounds} "
           f"alternating rounds of {args.steps} steps; "
           f"{'?' if busy is None else f'{busy:.1f}'} busy cores at the start")
-    best = time_alternating(runners, args.steps, args.rounds)
+    best = common.time_alternating(runners, args.steps, args.rounds)
     peers = [name for name in best if name in LABELS]
     for name, ms in best.items():
         label = LABELS.get(name, name)
@@ -420,7 +400,5 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     import sys
-
-    from dae import cli
 
     sys.exit(cli.run(main))

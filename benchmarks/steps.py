@@ -14,21 +14,21 @@ import time
 
 import jax
 
-from benchmarks import patches, throughput
-from dae import cli, data, models, protocols, rng, train
+from benchmarks import common
+from dae import cli, data, models, protocols, rng, states, train
 
 
 def main(argv=None) -> None:
     p = cli.Parser(prog="python -m benchmarks.steps", description=__doc__.splitlines()[0])
     p.add_argument("--models", type=cli.model_list, default=list(protocols.PHOTOGRAPHS.models))
     p.add_argument("--dataset", default="skimage")
-    p.add_argument("--patch-size", type=throughput.positive_int, default=None,
+    p.add_argument("--patch-size", type=common.positive_int, default=None,
                    help="crop size (default: the photographs' 64)")
-    p.add_argument("--batch-size", type=throughput.positive_int, default=None,
+    p.add_argument("--batch-size", type=common.positive_int, default=None,
                    help="crops per step (default: the photographs' 16)")
-    p.add_argument("--steps", type=throughput.positive_int, default=20,
+    p.add_argument("--steps", type=common.positive_int, default=20,
                    help="timed steps per round (default: 20)")
-    p.add_argument("--rounds", type=throughput.positive_int, default=3,
+    p.add_argument("--rounds", type=common.positive_int, default=3,
                    help="rounds, each timing every model once (default: 3)")
     p.add_argument("--training", type=cli.name_list, default=["supervised"],
                    help="training modes to time each model in, comma-separated (default: "
@@ -38,12 +38,12 @@ def main(argv=None) -> None:
     runs = {}
     for name in args.models:
         for mode in args.training:
-            config = patches.natural_config(name, dataset, mode)
+            config = common.natural_config(name, dataset, mode)
             config = dataclasses.replace(config, **{k: v for k, v in (
                 ("patch_size", args.patch_size), ("batch_size", args.batch_size)) if v})
             batches = data.TrainBatches(dataset.train, config,
                                         protocols.TRAINING[mode].noisy_copies)
-            state = train.create_train_state(rng.stream(config.seed, rng.INIT), config,
+            state = states.create_train_state(rng.stream(config.seed, rng.INIT), config,
                                              batches.steps_per_epoch)
             label = name if len(args.training) == 1 else protocols.TRAINING[mode].label(name)
             runs[label] = [config, batches, train.make_train_step(config), state]

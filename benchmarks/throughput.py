@@ -15,14 +15,13 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import jax
 import numpy as np
 
-from benchmarks import peers
+from benchmarks import common, peers
 from dae import config as config_lib
-from dae import data, evaluation, models, train
+from dae import data, evaluation, models, states, train
 from dae import cli
 
 # About 10-20 s per peer on 2 CPU cores (~950 images/s on conv, 10-30k on dense).
@@ -37,7 +36,7 @@ def run_ours(name: str, train_u8: jax.Array, *, steps: int, warmup_steps: int,
     start = time.perf_counter()
     config = config_lib.validate(config_lib.Config(
         model=name, batch_size=batch_size, noise=f"gaussian:{noise_std:g}", seed=seed))
-    state = train.create_train_state(jax.random.key(seed), config)
+    state = states.create_train_state(jax.random.key(seed), config)
     peers.check_params(name, OURS, models.count_params(state.params))
     train_step = train.make_train_step(config)
     num_batches = min(max(steps, warmup_steps, 1), train_u8.shape[0] // batch_size)
@@ -62,7 +61,7 @@ def time_evaluation(name: str, test: data.Split, *, noise_std: float, seed: int)
     """Seconds for evaluation.evaluate over the whole validation set (after a call that compiles)."""
     config = config_lib.validate(config_lib.Config(model=name, noise=f"gaussian:{noise_std:g}",
                                                    seed=seed))
-    state = train.create_train_state(jax.random.key(seed), config)
+    state = states.create_train_state(jax.random.key(seed), config)
     validation = jax.block_until_ready(evaluation.validation_set(config, test))
     evaluation.evaluate(state, validation)
     start = time.perf_counter()
@@ -74,23 +73,6 @@ def peak_rss_mb() -> float:
     """The process's peak resident set size so far (a high-water mark: it never goes down)."""
     per_unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * per_unit / 2**20
-
-
-def busy_cores(seconds: float = 1.0) -> Optional[float]:
-    """How many cores other work kept busy over `seconds` (Linux only; None elsewhere)."""
-
-    def sample():
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
-
-    try:
-        idle0, all0 = sample()
-        time.sleep(seconds)
-        idle1, all1 = sample()
-    except OSError:
-        return None
-    return (1 - (idle1 - idle0) / max(all1 - all0, 1)) * os.cpu_count()
 
 
 def machine_info() -> dict:
@@ -131,13 +113,6 @@ def print_table(results: dict, data_load_s: float) -> None:
           "so later rows include earlier ones.")
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
 def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -149,12 +124,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=cli.model_list, default=list(DEFAULT_STEPS),
                         help="comma-separated, from: dense,conv (default: both)")
-    parser.add_argument("--steps", type=positive_int, default=None,
+    parser.add_argument("--steps", type=common.positive_int, default=None,
                         help="timed steps per implementation (default: "
                              + ", ".join(f"{m} {s}" for m, s in DEFAULT_STEPS.items()) + ")")
     parser.add_argument("--warmup-steps", type=non_negative_int, default=5,
                         help="untimed steps after the first one (default: 5)")
-    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--batch-size", type=common.positive_int, default=128)
     parser.add_argument("--noise-std", type=float, default=0.4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None,
@@ -172,7 +147,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     # Other work on the machine skews the figures (eager torch's thread barriers the most), and
     # the load average lags too much to tell; so sample what is busy now, before our own work.
-    busy_at_start = busy_cores()
+    busy_at_start = common.busy_cores()
     # Before load_mnist: importing the peers here loads TensorFlow with its defaults (oneDNN on),
     # which load_mnist's TF_ENABLE_ONEDNN_OPTS=0 would otherwise turn off for the Keras peer.
     skipped = {peer: peers.unavailable(peer) for peer in peers.PEERS}

@@ -11,8 +11,8 @@ import time
 import jax
 import numpy as np
 
-from benchmarks import throughput
-from dae import train, xla
+from benchmarks import common
+from dae import states, train, xla
 from dae.config import Config, validate
 from dae import cli
 
@@ -26,11 +26,11 @@ def time_variants(name: str, steps: int, rounds: int, batch_size: int = 128) -> 
     compiled = {"xla defaults": jax.jit(step, donate_argnums=0), "dae.xla options": xla.jit(step, donate_argnums=0)}
     batch = jax.numpy.asarray(np.random.RandomState(0).randint(0, 256, (batch_size, 28, 28, 1), np.uint8))
     rng = jax.random.key(0)
-    states = {k: train.create_train_state(jax.random.key(0), config) for k in compiled}
+    variant_states = {k: states.create_train_state(jax.random.key(0), config) for k in compiled}
     best = {k: float("inf") for k in compiled}
     for _ in range(rounds):
         for k, fn in compiled.items():
-            state = states[k]
+            state = variant_states[k]
             for _ in range(2):  # warm-up (the first round also compiles)
                 state, _ = fn(state, batch, rng)
             jax.block_until_ready(state)
@@ -39,14 +39,14 @@ def time_variants(name: str, steps: int, rounds: int, batch_size: int = 128) -> 
                 state, _ = fn(state, batch, rng)
             jax.block_until_ready(state)
             best[k] = min(best[k], (time.perf_counter() - start) / steps * 1e3)
-            states[k] = state
+            variant_states[k] = state
     return best
 
 
 def main(argv=None) -> None:
     p = cli.Parser(prog="python -m benchmarks.xla_options", description=__doc__.splitlines()[0])
     p.add_argument("--models", type=cli.model_list, default=list(DEFAULT_STEPS))
-    p.add_argument("--rounds", type=throughput.positive_int, default=4,
+    p.add_argument("--rounds", type=common.positive_int, default=4,
                    help="alternating timing rounds; the best of each is kept (default: 4)")
     args = p.parse_args(argv)
     print(f"{jax.default_backend()}, dae.xla.CPU_OPTIONS = {xla.CPU_OPTIONS}")

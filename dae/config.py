@@ -220,10 +220,13 @@ def given(args: argparse.Namespace) -> dict:
 
 class DataInfo(NamedTuple):
     """What `validate` needs to know of the loaded data: the one (H, W) of its images (None:
-    several sizes) and, for a run about to train, how many training images it has."""
+    several sizes) and, for a run about to train, how many training images it has and, if it
+    fine-tunes (`--init`), the config of the shipped model it starts from (read by the caller:
+    dae.pretrained.config_of)."""
 
     image_size: Optional[tuple[int, int]]
     num_train: Optional[int] = None
+    init: Optional[Config] = None
 
 
 def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
@@ -336,9 +339,10 @@ def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
     if data.num_train is not None:  # a run about to train
         parallel.check_batch_size(c.batch_size)
         if c.init is not None:
-            from dae import pretrained
-
-            start = pretrained.config_of(c.init, "--init")
+            start = data.init
+            if start is None:
+                raise ValueError(f"validate: a run that fine-tunes from {c.init!r} needs "
+                                 f"DataInfo.init, the config of that shipped model")
             check(models.canonical(start.model) == model and start.channels == c.channels,
                   "init", f"shipped model {c.init!r} is {start.model} on {start.channels} "
                           f"channel(s); this run trains {model} on {c.channels}")

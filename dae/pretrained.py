@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from dae import checkpoints, rng, run
+from dae import checkpoints, run, states
 from dae.config import SHIPPED_NAME, Config
 from dae.errors import CheckpointError
 
@@ -40,17 +40,13 @@ def config_of(name: str, option: str = "--pretrained", root: Optional[Path] = No
 
 
 def load(name: str, root: Optional[Path] = None, option: str = "--pretrained"):
-    """(config, train state) of shipped model `name` (under `root`, default ROOT); one line
-    naming `option` if there is no such model or its files are missing or damaged."""
-    from dae import train
-
+    """(config, state) of shipped model `name` (under `root`, default ROOT), a state to denoise
+    with (dae.states.inference_state: no optimizer); one line naming `option` if there is no
+    such model or its files are missing or damaged."""
     config = config_of(name, option, root)
-    state = train.create_train_state(rng.stream(config.seed, rng.INIT), config)
-    template = {"params": state.params, "batch_stats": state.batch_stats}
-    restored = checkpoints.restore_variables(Path(root or ROOT) / name / VARIABLES, template,
-                                             f"{option} {name}")
-    return config, state.replace(params=restored["params"],
-                                 batch_stats=restored["batch_stats"])
+    restored = checkpoints.restore_variables(Path(root or ROOT) / name / VARIABLES,
+                                             states.init_variables(config), f"{option} {name}")
+    return config, states.inference_state(config, restored)
 
 
 def training_notes(workdir: Path, config: Config, epoch: int, log: Optional[Path] = None) -> str:

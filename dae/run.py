@@ -16,7 +16,7 @@ import contextlib
 from pathlib import Path
 from typing import Optional
 
-from dae import checkpoints, data, lock, models, parallel, rng
+from dae import checkpoints, data, lock, models, parallel, rng, states
 from dae.config import Config
 from dae.errors import CheckpointError, ConfigError
 
@@ -159,12 +159,10 @@ def load_run(workdir: Path, model: str, epoch: Optional[int] = None):
     The latest, if damaged, gives way to the newest readable epoch (one warning); an epoch
     asked for by number is that one or a one-line error.
     """
-    from dae import train  # (train writes runs through this module)
-
     config = load_config(workdir, model)
     with checkpoints.open_manager(model_dir(workdir, config.model), create=False) as manager:
         checkpoints.pick_epoch(manager, epoch)  # One-line errors: none saved, or not `epoch`.
-        template = train.create_train_state(rng.stream(config.seed, rng.INIT), config)
+        template = states.create_train_state(rng.stream(config.seed, rng.INIT), config)
         if epoch is None:  # The latest, or the newest readable one if it is damaged.
             epoch, state, _ = checkpoints.restore_latest(manager, template, config.model)
         else:

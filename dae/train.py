@@ -1,99 +1,27 @@
-"""Training: create_train_state, a jitted donated train_step, and fit()."""
+"""Training: a jitted donated train_step, and fit() (the state and optimizer: dae.states)."""
 
 import contextlib
 import functools
 import logging
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import struct
-from flax.training import train_state
 
 from dae import (checkpoints, data, evaluation, interrupts, models, noise, objectives,
-                 parallel, protocols, rng, run, tensorboard, xla)
+                 parallel, pretrained, protocols, rng, run, tensorboard, xla)
 from dae.config import Config
 from dae.errors import DivergenceError
+from dae.states import TrainState, create_train_state, learning_rate
 
 log = logging.getLogger(__name__)
 
 
 # Config.precision -> the dtype the training step computes in (parameters stay float32).
 COMPUTE_DTYPES = {"float32": jnp.float32, "bf16": jnp.bfloat16}
-
-
-class TrainState(train_state.TrainState):
-    """Flax's TrainState, plus batch-norm statistics (an empty dict for models without them) and
-    how to run and read the model: its loss (logits with bce, pixels otherwise), the precision
-    the training step computes in (dae.config.PRECISIONS), the multiple its input height and
-    width must be (dae.models.input_multiple), whether it is told the noise level
-    (dae.models.conditional), whether it denoises as a geometric self-ensemble
-    (dae.evaluation) and whether its output is a blind-spot estimate to combine with the noisy
-    pixel (dae.posterior; a conditional model trained by a mode that says so)."""
-
-    batch_stats: Any = None
-    loss: str = struct.field(pytree_node=False, default="bce")
-    precision: str = struct.field(pytree_node=False, default="float32")
-    input_multiple: int = struct.field(pytree_node=False, default=1)
-    self_ensemble: bool = struct.field(pytree_node=False, default=False)
-    conditional: bool = struct.field(pytree_node=False, default=False)
-    posterior: bool = struct.field(pytree_node=False, default=False)
-
-    def level_input(self, level_B: jax.Array) -> dict:
-        """The keyword arguments that tell apply_fn the noise level: none for a blind model."""
-        return {"level_B": level_B} if self.conditional else {}
-
-
-def learning_rate(config: Config, steps_per_epoch: int):
-    """The learning rate, or its schedule over the run's steps (optax)."""
-    total = config.epochs * steps_per_epoch
-    if config.lr_schedule == "cosine":
-        return optax.cosine_decay_schedule(config.learning_rate, total)
-    if config.lr_schedule == "warmup_cosine":
-        return optax.warmup_cosine_decay_schedule(
-            0.0, config.learning_rate, config.warmup_epochs * steps_per_epoch, total)
-    return config.learning_rate
-
-
-def optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
-    """Adam (the paper's), or AdamW with config.weight_decay, at the run's learning rate, after
-    clipping the gradients' global norm to config.grad_clip (None or 0: no clipping)."""
-    rate = learning_rate(config, steps_per_epoch)
-    tx = (optax.adamw(rate, weight_decay=config.weight_decay) if config.weight_decay
-          else optax.adam(rate))
-    clip = optax.clip_by_global_norm(config.grad_clip) if config.grad_clip else optax.identity()
-    return optax.chain(clip, tx)
-
-
-def create_train_state(key: jax.Array, config: Config, steps_per_epoch: int = 1) -> TrainState:
-    """Fresh parameters (and batch statistics) of `config.model` and its optimizer's state,
-    replicated over dae.parallel's mesh (as the train step takes and returns them).
-
-    `steps_per_epoch` sets the length of a learning-rate schedule; it does not change the
-    state's layout, so a template for restoring a checkpoint can leave it out.
-    """
-    model = models.get(config.model, logits=config.loss == "bce")
-    conditional = models.conditional(config.model)
-    # At the padded size the step feeds it (a model whose multiple the image size is not).
-    zeros = models.pad_to_multiple(jnp.zeros((1, *config.image_shape), jnp.float32),
-                                   model.input_multiple)
-    variables = model.init(key, zeros,
-                           **({"level_B": jnp.zeros((1,), jnp.float32)} if conditional else {}))
-    state = TrainState.create(
-        apply_fn=model.apply, params=variables["params"],
-        tx=optimizer(config, steps_per_epoch),
-        batch_stats=variables.get("batch_stats", {}), loss=config.loss,
-        precision=config.precision,
-        input_multiple=model.input_multiple,
-        self_ensemble=config.self_ensemble, conditional=conditional,
-        posterior=conditional and protocols.TRAINING[config.training].posterior,
-    )
-    # An int32 array rather than create()'s Python 0, which would compile train_step twice.
-    return parallel.replicate(state.replace(step=jnp.zeros((), jnp.int32)))
 
 
 def predict(params, state: TrainState, x_BHWC: jax.Array, level_B: jax.Array):
@@ -280,8 +208,6 @@ def fit(config: Config, workdir: Path, dataset: data.Dataset,
 def _from_shipped(state: TrainState, name: str) -> TrainState:
     """`state` with the parameters and batch statistics of shipped model `name` (dae.pretrained),
     replicated as the train step takes them; the optimizer's state stays fresh."""
-    from dae import pretrained
-
     _, shipped = pretrained.load(name, option="--init")
     return state.replace(params=parallel.replicate(shipped.params),
                          batch_stats=parallel.replicate(shipped.batch_stats))

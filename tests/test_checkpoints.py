@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from dae import checkpoints, run, train
+from dae import checkpoints, run, states, train
 from dae.config import Config
 from dae.jobs import evaluate
 
@@ -24,14 +24,14 @@ def test_save_restore_round_trip(tmp_path, mock_mnist):
     # A batch-norm model after real steps: Adam's moments and the running statistics are no
     # longer their initial values, so a restore that kept the template's would show.
     config = Config(model="dncnn", batch_size=32)
-    state = train.create_train_state(jax.random.key(0), config)
+    state = states.create_train_state(jax.random.key(0), config)
     step = train.make_train_step(config)
     for _ in range(3):
         state, _ = step(state, mock_mnist.train.pixels[:32], jax.random.key(1))
     history = [{"epoch": 1, "val_bce": 0.5}]
     with checkpoints.open_manager(tmp_path) as manager:
         checkpoints.save(manager, 1, state, history)
-    template = train.create_train_state(jax.random.key(1), config)
+    template = states.create_train_state(jax.random.key(1), config)
     with checkpoints.open_manager(tmp_path, create=False) as manager:
         restored, restored_history = checkpoints.restore(manager, 1, template)
     assert restored_history == history
@@ -87,7 +87,7 @@ def test_a_checkpoint_of_another_model_is_refused(trained, tmp_path):
 def test_a_batch_norm_model_reloads_with_its_running_statistics(mock_mnist, tmp_path):
     config = Config(model="dncnn", epochs=1, batch_size=64)
     history, state = train.fit(config, tmp_path, mock_mnist)
-    initial = train.create_train_state(jax.random.key(0), config).batch_stats
+    initial = states.create_train_state(jax.random.key(0), config).batch_stats
     assert not np.allclose(state.batch_stats["BatchNorm_0"]["var"], initial["BatchNorm_0"]["var"])
     _, _, restored = run.load_run(tmp_path, "dncnn")
     jax.tree.map(np.testing.assert_array_equal, restored.batch_stats, state.batch_stats)

@@ -107,7 +107,8 @@ def test_init_fine_tunes_from_a_shipped_models_parameters(shipped, mock_mnist, t
     # At a learning rate of 1e-9 an epoch moves no parameter by more than ~1e-7: the run
     # starts from the shipped ones, not from its seed's random ones (the shipped run's seed is 0).
     config = validate(Config(model="conv", epochs=1, batch_size=64, learning_rate=1e-9, seed=1,
-                             init="digits"), DataInfo((28, 28), 128))
+                             init="digits"),
+                      DataInfo((28, 28), 128, pretrained.config_of("digits")))
     _, tuned = train.fit(config, tmp_path / "tuned", mock_mnist)
     _, fresh = train.fit(dataclasses.replace(config, init=None), tmp_path / "fresh", mock_mnist)
     def farthest(x, y):
@@ -133,5 +134,6 @@ def test_init_from_a_missing_or_other_model_is_one_line(init, model, problem, sh
                                                         monkeypatch):
     monkeypatch.setattr(pretrained, "ROOT", shipped / "ship")
     with pytest.raises((ConfigError, CheckpointError), match=problem) as e:
-        validate(Config(model=model, init=init), DataInfo((28, 28), 128))
+        start = pretrained.config_of(init, "--init")  # (read by the caller: jobs.compare)
+        validate(Config(model=model, init=init), DataInfo((28, 28), 128, start))
     assert "\n" not in str(e.value)

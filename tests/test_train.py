@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from dae import evaluation, models, train
+from dae import evaluation, models, states, train
 from dae.config import Config, validate
 from dae.jobs import compare
 
@@ -19,7 +19,7 @@ TINY = dict(epochs=2, batch_size=64)
 
 def test_train_step_compiles_once_donates_the_state_and_lowers_the_loss(mock_mnist):
     config = Config(model="conv", **TINY)
-    state = train.create_train_state(jax.random.key(0), config)
+    state = states.create_train_state(jax.random.key(0), config)
     step = train.make_train_step(config)
     batch = mock_mnist.train.pixels[:64]
     losses = []
@@ -36,7 +36,7 @@ def test_train_step_compiles_once_donates_the_state_and_lowers_the_loss(mock_mni
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))
 def test_every_registered_model_learns_a_batch_and_evaluates(name, mock_mnist, monkeypatch):
     config = Config(model=name, batch_size=32)
-    state = train.create_train_state(jax.random.key(0), config)
+    state = states.create_train_state(jax.random.key(0), config)
     step = train.make_train_step(config)
     batch = mock_mnist.train.pixels[:32]
     losses = []
@@ -60,7 +60,7 @@ def test_every_registered_model_learns_a_batch_and_evaluates(name, mock_mnist, m
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU option")
 def test_the_train_step_compiles_with_the_cpu_options_of_dae_xla(mock_mnist):
     config = Config(model="dense", **TINY)
-    state = train.create_train_state(jax.random.key(0), config)
+    state = states.create_train_state(jax.random.key(0), config)
     args = (state, mock_mnist.train.pixels[:64], jax.random.key(1))
     ours = train.make_train_step(config).lower(*args).compile().as_text()
     default = jax.jit(functools.partial(train.train_step, noise_model=config.noise_model())
@@ -122,7 +122,7 @@ def test_a_model_spec_trains_in_its_own_folder_and_is_rebuilt_from_it_by_spec_or
     history, state = train.fit(config, tmp_path, mock_mnist)
     assert state.input_multiple == 8 and state.params["Conv_0"]["kernel"].shape == (3, 3, 1, 4)
     assert models.count_params(state.params) != models.count_params(
-        train.create_train_state(jax.random.key(0), Config(model="unet")).params)
+        states.create_train_state(jax.random.key(0), Config(model="unet")).params)
     assert Config.load(tmp_path / "unet_features=4_levels=3" / "config.json") == config
     for name in ("unet:levels=3:features=4", "unet_features=4_levels=3"):
         metrics = evaluate.evaluate_run(tmp_path, name, dataset=mock_mnist)
@@ -205,7 +205,7 @@ def test_a_comparison_of_several_seeds_runs_each_seed_and_reports_mean_and_std(m
 
 def test_evaluation_does_not_depend_on_the_batch_split(mock_mnist, monkeypatch):
     config = Config(model="conv")
-    state = train.create_train_state(jax.random.key(0), config)
+    state = states.create_train_state(jax.random.key(0), config)
     validation = evaluation.validation_set(config, mock_mnist.test)
     whole = evaluation.evaluate(state, validation)
     monkeypatch.setattr(evaluation, "EVAL_BATCH_SIZE", 100)  # 256 images: batches of 100, 100, 56
@@ -221,14 +221,14 @@ def test_evaluation_does_not_depend_on_the_batch_split(mock_mnist, monkeypatch):
 ])
 def test_learning_rate_schedules_at_known_steps(schedule, expected):
     config = Config(epochs=2, lr_schedule=schedule, warmup_epochs=1 if "warmup" in schedule else 0)
-    lr = train.learning_rate(config, steps_per_epoch=5)
+    lr = states.learning_rate(config, steps_per_epoch=5)
     values = [float(lr(step)) if callable(lr) else lr for step in (0, 5, 10, 11)]
     np.testing.assert_allclose(values, expected, atol=1e-9)
 
 
 def test_the_step_uses_the_schedule(mock_mnist):
     config = Config(model="dense", epochs=1, batch_size=32, lr_schedule="cosine")
-    state = train.create_train_state(jax.random.key(0), config, steps_per_epoch=1)
+    state = states.create_train_state(jax.random.key(0), config, steps_per_epoch=1)
     step = train.make_train_step(config)
     batch = mock_mnist.train.pixels[:32]
     state, _ = step(state, batch, jax.random.key(1))  # the only step at a nonzero rate
@@ -239,7 +239,7 @@ def test_the_step_uses_the_schedule(mock_mnist):
 
 def test_the_default_optimizer_steps_as_the_papers_adam():
     params = {"w": jnp.linspace(-1.0, 1.0, 5)}
-    ours, adam = train.optimizer(Config(), steps_per_epoch=10), optax.adam(1e-3)
+    ours, adam = states.optimizer(Config(), steps_per_epoch=10), optax.adam(1e-3)
     ours_state, adam_state = ours.init(params), adam.init(params)
     for i in range(3):
         grads = {"w": jnp.sin(params["w"] * (i + 1))}
@@ -249,7 +249,7 @@ def test_the_default_optimizer_steps_as_the_papers_adam():
 
 
 def one_update(config: Config, grads, params):
-    tx = train.optimizer(config, steps_per_epoch=10)
+    tx = states.optimizer(config, steps_per_epoch=10)
     updates, _ = tx.update(grads, tx.init(params), params)
     return updates
 
@@ -282,7 +282,7 @@ def test_grad_clip_scales_the_gradients_global_norm_down_before_adam():
 def test_pixel_losses_train_a_residual_model_whose_outputs_are_pixels(loss, mock_mnist):
     config = Config(model="dncnn", batch_size=32, loss=loss, noise="gaussian:25/255",
                     clip_noise=False)
-    state = train.create_train_state(jax.random.key(0), config)
+    state = states.create_train_state(jax.random.key(0), config)
     assert state.loss == loss
     # A residual model with a zero network returns its input as pixels (not logits).
     zero = jax.tree.map(jnp.zeros_like, evaluation.model_variables(state))
@@ -301,7 +301,7 @@ def test_bf16_precision_computes_in_bfloat16_and_keeps_float32_parameters(mock_m
     results = {}
     for precision in ("float32", "bf16"):
         config = Config(model="unet", batch_size=16, precision=precision)
-        state = train.create_train_state(jax.random.key(0), config)
+        state = states.create_train_state(jax.random.key(0), config)
         assert state.precision == precision
         hlo = jax.jit(functools.partial(train.train_step, noise_model=config.noise_model())
                       ).lower(state, batch, jax.random.key(1)).as_text()

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from dae import (baselines, benchmark, data, evaluation, noise, parallel, protocols, report, run,
-                 train)
+from dae import (baselines, benchmark, data, evaluation, noise, parallel, pretrained, protocols,
+                 report, run, train)
 from dae.config import Config, DataInfo, validate
 from dae.errors import ConfigError
 
@@ -37,10 +37,12 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
     given = dict(given)
     if noise_std is not None:  # --noise-std SIGMA: --noise gaussian:SIGMA
         given["noise"] = str(noise.parse(f"gaussian:{noise_std:g}", option="--noise-std"))
-    if given.get("init") is not None and models is None:  # fine-tuning: the shipped model's
-        from dae import pretrained
-
-        models = [pretrained.config_of(given["init"], "--init").model]
+    # Fine-tuning: the shipped model it starts from (its model, by default, and the one the
+    # runs are checked against).
+    start = (pretrained.config_of(given["init"], "--init") if given.get("init") is not None
+             else None)
+    if start is not None and models is None:
+        models = [start.model]
 
     def configs(image_size, channels) -> list[Config]:
         fields = protocol.config_fields(spec, image_size, channels, given.get("training"))
@@ -67,7 +69,7 @@ def from_options(dataset: str = data.MNIST, given: Mapping = {},
     if given.get("noisy_inputs"):
         log.warning("--noisy-inputs: the validation images get --noise added as usual, so their "
                     "scores mean something only if they are clean (folder:NOISY_DIR,CLEAN_DIR)")
-    info = DataInfo(loaded.image_size, len(loaded.train))
+    info = DataInfo(loaded.image_size, len(loaded.train), start)
     checked = [validate(c, info) for c in configs(loaded.image_size, loaded.channels)]
     tests = None
     if protocol.benchmark:
