@@ -136,8 +136,8 @@ class Config:
 
     @classmethod
     def load(cls, path: Path) -> "Config":
-        """The config saved at `path`, checked by `validate`; a ConfigError naming the file and
-        the field if it cannot be one."""
+        """The config saved at `path` (migrated: a field it lacks takes its default), checked by
+        `validate`; a ConfigError naming the file and the field if it cannot be one."""
         path = Path(path)
         try:
             d = json.loads(path.read_text())
@@ -153,12 +153,11 @@ class Config:
             raise ConfigError(
                 f"{path}: not a JSON config file (a {type(d).__name__}, not an object)")
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown, missing = sorted(set(d) - set(fields)), [f for f in fields if f not in d]
-        if unknown or missing:
-            what = ([f"unknown fields {', '.join(unknown)}"] if unknown else []) + (
-                [f"lacks the fields {', '.join(missing)}"] if missing else [])
-            raise ConfigError(f"{path}: {'; '.join(what)}")
-        config = cls(**d)
+        unknown = sorted(set(d) - set(fields))
+        if unknown:
+            raise ConfigError(f"{path}: unknown fields {', '.join(unknown)} (not fields of this "
+                              f"version's Config)")
+        config = cls(**migrate(d))
         for field in fields.values():
             value = getattr(config, field.name)
             if not _has_type(value, field.type):
@@ -216,6 +215,13 @@ def given(args: argparse.Namespace) -> dict:
     """The Config fields given on the command line (by add_flags' flags)."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
             if f.metadata["flag"] and getattr(args, f.name, None) is not None}
+
+
+def migrate(saved: Mapping) -> dict:
+    """The fields of a saved config, each one it lacks at its declared default: a config.json
+    written before a field was added loads as the run it was (a new field's default keeps the
+    behaviour from before it), so adding a field is its one `_field` line."""
+    return {**{f.name: f.default for f in dataclasses.fields(Config)}, **saved}
 
 
 class DataInfo(NamedTuple):

@@ -1,6 +1,7 @@
 """The configuration: each field declared once, its flag derived from it; one validate."""
 
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -58,3 +59,21 @@ def test_importing_training_loads_neither_the_baselines_libraries_nor_tensorflow
             "print(sorted(heavy & set(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_a_config_file_lacking_fields_added_since_loads_them_at_their_defaults(tmp_path):
+    saved = Config(model="dense", epochs=3, batch_size=64, noise="gaussian:0.2", seed=5)
+    older = {k: v for k, v in saved.to_dict().items() if k not in ("precision", "init")}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(older))
+    assert Config.load(path) == saved  # the two fields at their defaults, the rest as saved
+    path.write_text(json.dumps({**older, "precision": "bf16"}))
+    assert Config.load(path) == dataclasses.replace(saved, precision="bf16")
+
+
+def test_a_config_file_with_an_unknown_field_is_a_one_line_error(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**Config().to_dict(), "noise_std": 0.4}))
+    with pytest.raises(ConfigError, match=r"config.json: unknown fields noise_std") as e:
+        Config.load(path)
+    assert "\n" not in str(e.value)

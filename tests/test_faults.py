@@ -178,9 +178,6 @@ BAD_CONFIGS = {
     "not JSON": (lambda c: json.dumps(c)[:30], "not a JSON config file (Expecting ',' delimiter "
                                                "at line 1, column 31)"),
     "a list": (lambda c: "[]", "not a JSON config file (a list, not an object)"),
-    "lacking fields": (lambda c: json.dumps({"model": "dense", "epochs": 3}),
-                       "lacks the fields batch_size, learning_rate, noise, seed, train_examples, "
-                       "dataset"),
     "an unknown field": (lambda c: json.dumps({**c, "noise_std": 0.4}), "unknown fields noise_std"),
     "a bad value": (lambda c: json.dumps({**c, "batch_size": 0}),
                     "batch_size: must be a positive integer, got 0"),
