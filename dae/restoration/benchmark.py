@@ -4,7 +4,7 @@ the published figures, on DPIR's protocol (Zhang et al. 2021).
     deblur-1.6   Gaussian blur of std 1.6 (25x25, kernels_12.mat's 3rd), noise 2.55/255
     deblur-2.0   the same with std 2.0 (its 4th)
     sr-x2        the std-1.6 blur, every 2nd pixel from (0, 0), noise-free; PSNR 2 px in
-    demosaic     an RGGB Bayer mosaic, noise-free
+    demosaic     an RGGB Bayer mosaic, noise-free; PSNR 10 px in
 
 Degradations by circular convolution, the noise from a fixed seed per image (the same inputs on
 any machine); images cropped to a multiple of 8 (DPIR's modcrop); PSNR on the 8-bit RGB outputs.
@@ -51,7 +51,7 @@ CASES = {
     "deblur-2.0": Case("deblurring, Gaussian std 2.0, noise 2.55/255", "deblur", 2.0, 2.55 / 255),
     "sr-x2": Case("super-resolution x2, the std-1.6 kernel, noise-free", "super-resolve", 1.6,
                   scale=2, border=2),
-    "demosaic": Case("demosaicing, RGGB, noise-free", "demosaic"),
+    "demosaic": Case("demosaicing, RGGB, noise-free; PSNR 10 px in", "demosaic", border=10),
 }
 
 # The field's figures (PSNR, dB, RGB) on these sets: DPIR with its DRUNet prior and IRCNN+, as
