@@ -3,13 +3,21 @@
 import os
 from pathlib import Path
 
-import jax
-import pytest
+REPO = Path(__file__).resolve().parents[1]
+
+# The suite compiles the same small models in many tests, in each worker and in the processes
+# the tests launch: one persistent compilation cache, inherited by all of them through the
+# environment, compiles each function once a run. The key is the compiled program and its
+# options, so an entry left by an earlier run is either the same program or never read.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+import jax  # noqa: E402  (after the cache's environment, read when jax is imported)
+import pytest  # noqa: E402
 
 # Implicit rank promotion hides shape bugs (e.g. (B,) + (B, 1) -> (B, B)); make it an error.
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED_TFDS = REPO.parent / "shared" / "tensorflow_datasets"
 
 
