@@ -8,7 +8,6 @@ reuses them.
 
 import hashlib
 import logging
-import os
 import time
 import zlib
 from pathlib import Path
@@ -18,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dae import evaluation
+from dae import cache, evaluation
 from dae.data import images, sets
 from dae.errors import ConfigError
 
@@ -28,7 +27,6 @@ CONVENTION = ("KAIR's convention (the DnCNN, FFDNet and DRUNet authors' code): G
               "method; the denoised output clipped to [0, 1] and quantized to 8 bits before PSNR "
               "and SSIM.")
 NOISE_SEED = 0  # the same noisy test images for every run, model and baseline
-CACHE_ENV = "DAE_CACHE_DIR"
 FIGURE_SIGMA = 25  # the level the figures show
 log = logging.getLogger(__name__)
 
@@ -141,11 +139,6 @@ def model_outputs(state, noisy: Sequence[np.ndarray], sigma: int) -> tuple[list,
     return outputs, time.perf_counter() - start
 
 
-def cache_dir() -> Path:
-    """Where baselines' outputs are kept between runs: $DAE_CACHE_DIR, else ~/.cache/dae."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dae").expanduser()
-
-
 def bm3d_outputs(test_set: TestSet, noisy: Sequence[np.ndarray], sigma: int,
                  seed: int = NOISE_SEED) -> tuple[list, Optional[float]]:
     """BM3D's (CBM3D's for colour) 8-bit outputs on the noisy images, from the cache when it has
@@ -155,22 +148,14 @@ def bm3d_outputs(test_set: TestSet, noisy: Sequence[np.ndarray], sigma: int,
     from dae import baselines
 
     key = f"bm3d{version('bm3d')}_{test_set.name}_sigma{sigma}_seed{seed}_{test_set.digest()}"
-    path = cache_dir() / "baselines" / f"{key}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as cached:
-                outputs = [cached[n] for n in test_set.names]
-            return [o.astype(np.float32) / 255.0 for o in outputs], None
-        except (OSError, KeyError, ValueError) as e:  # damaged: computed again
-            log.warning(f"{path}: unreadable cache ({e}); running BM3D again")
+    path = cache.cache_dir() / "baselines" / f"{key}.npz"
+    kept = cache.load(path, test_set.names)
+    if kept is not None:
+        return [o.astype(np.float32) / 255.0 for o in kept], None
     start = time.perf_counter()
     outputs = baselines.denoise("bm3d", noisy, sigma / 255.0, photos=True)
     seconds = time.perf_counter() - start
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial.npz")
-    np.savez_compressed(partial, **{n: images.unit_to_u8(o)
-                                    for n, o in zip(test_set.names, outputs)})
-    os.replace(partial, path)
+    cache.save(path, {n: images.unit_to_u8(o) for n, o in zip(test_set.names, outputs)})
     return [quantized(o) for o in outputs], seconds
 
 

@@ -55,6 +55,9 @@ class Config:
     seed: int = _field(0, "the seed of everything random: initialization, order, noise")
     train_examples: Optional[int] = _field(None, "train on the first N training examples only "
                                                  "(default: all)")
+    val_examples: Optional[int] = _field(None, "validate (each epoch, and what evaluate "
+                                               "reproduces) on the first N validation images "
+                                               "only (default: all)")
     dataset: str = _field("mnist", "mnist, skimage, tfds:NAME, folder:PATH or "
                                    "folder:TRAIN_DIR,VAL_DIR")
     channels: int = _field(1, "1 (grey) or 3 (RGB); default: the dataset's (skimage: 1)")
@@ -295,6 +298,8 @@ def validate(config: Config, data: Optional[DataInfo] = None) -> Config:
               f"{c.patch_size}")
     check(c.train_examples is None or c.train_examples >= 1, "train_examples",
           f"must be a positive integer, got {c.train_examples}")
+    check(c.val_examples is None or c.val_examples >= 1, "val_examples",
+          f"must be a positive integer, got {c.val_examples}")
     check(c.patch_size is None or c.patch_size >= 1, "patch_size",
           f"must be a positive integer, got {c.patch_size}")
     check(isinstance(c.train_scales, tuple) and len(c.train_scales) > 0 and all(

@@ -72,8 +72,10 @@ def validation_set(config, test: Split) -> Validation:
     from dae import protocols
 
     spec = protocols.of(config.dataset).validation_noise or config.noise
-    return noisy_validation_set(rng.stream(config.seed, rng.VALIDATION_NOISE), test,
-                                noise.parse(spec, clip=config.clip_noise))
+    validation = noisy_validation_set(rng.stream(config.seed, rng.VALIDATION_NOISE), test,
+                                      noise.parse(spec, clip=config.clip_noise))
+    # --val-examples: the first N, with the noise they have in the whole set.
+    return validation if config.val_examples is None else validation.take(config.val_examples)
 
 
 def model_variables(state) -> dict:

@@ -56,6 +56,11 @@ def _title(config: dict) -> str:
     return title
 
 
+def _first(config: dict) -> str:
+    """'first N of the ' with --val-examples N, else ''."""
+    return f"first {config['val_examples']:,} of the " if config.get("val_examples") else ""
+
+
 def results_markdown(config: dict, results: dict[str, dict], subset: Optional[dict] = None) -> str:
     """The paper's Tables II and III side by side with ours (MNIST), our other metrics, then every
     model and baseline on the same images."""
@@ -72,12 +77,13 @@ def results_markdown(config: dict, results: dict[str, dict], subset: Optional[di
                   f"for every model).", ""]
     elif natural:
         clip = "clipped to [0, 1]" if config["clip_noise"] else "not clipped"
-        lines += [f"Validation set: the test images of {config['dataset']} at their own sizes, "
+        lines += [f"Validation set: the {_first(config)}test images of {config['dataset']} at "
+                  f"their own sizes, "
                   f"with fixed, seeded noise ({clip}; the same for every model).", ""]
     else:
         lines += [
-            "Validation set: the 10,000 MNIST test images with fixed, seeded noise (the same for "
-            "every model).",
+            f"Validation set: the {_first(config)}10,000 MNIST test images with fixed, seeded "
+            f"noise (the same for every model).",
             "",
             "## Trainable parameters (paper Table II) and validation loss (paper Table III)",
             "",

@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 # options, so an entry left by an earlier run is either the same program or never read.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# MNIST decoded once a run (dae.cache), not in each process, and not from the user's cache.
+os.environ.setdefault("DAE_CACHE_DIR", str(REPO / ".pytest_cache" / "dae"))
 
 import jax  # noqa: E402  (after the cache's environment, read when jax is imported)
 import pytest  # noqa: E402
@@ -19,6 +21,9 @@ import pytest  # noqa: E402
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 SHARED_TFDS = REPO.parent / "shared" / "tensorflow_datasets"
+# The data dir of runs under tfds.testing.mock_data: nothing is prepared there, so they get
+# TFDS's random stand-ins, never the real dataset from the decoded copy dae.cache keeps.
+MOCK = "/nonexistent"
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +34,7 @@ def mock_mnist():
     from dae import data
 
     with tfds.testing.mock_data(num_examples=256):
-        return data.load_mnist(data_dir="/nonexistent")
+        return data.load_mnist(data_dir=MOCK)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 from dae import baselines, cli, data, evaluation, noise, protocols, report, train
 from dae.config import Config
 from dae.errors import ConfigError
+from tests.conftest import MOCK
 from experiments import compare
 
 NUM_REAL = 6  # BM3D takes ~0.5-0.9 s per image
@@ -98,7 +99,7 @@ def test_bad_names_and_sizes_are_config_errors(real_pairs):
 
 def test_compare_writes_one_table_of_models_and_baselines(tmp_path, capsys):
     argv = ["--models", "dense", "--epochs", "1", "--batch-size", "64", "--baselines", "noisy,median",
-            "--baseline-examples", "8", "--workdir", str(tmp_path)]
+            "--baseline-examples", "8", "--workdir", str(tmp_path), "--data-dir", MOCK]
     with tfds.testing.mock_data(num_examples=256):
         assert cli.run(compare.main, argv) == 0
     results = json.loads((tmp_path / "results.json").read_text())

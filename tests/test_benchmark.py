@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dae import benchmark, cli, protocols
+from dae import benchmark, cache, cli, protocols
 from dae.data import sets
 from dae.errors import ConfigError, DaeError, DataError
 from dae.jobs import denoise
@@ -40,8 +40,8 @@ def data_root(tmp_path_factory):
     return root
 
 
-def tiny_run(root: Path, dataset: str, workdir: Path, cache: Path, monkeypatch, *extra):
-    monkeypatch.setenv(benchmark.CACHE_ENV, str(cache))
+def tiny_run(root: Path, dataset: str, workdir: Path, cache_dir: Path, monkeypatch, *extra):
+    monkeypatch.setenv(cache.CACHE_ENV, str(cache_dir))
     compare_cli.main(["--dataset", dataset, "--data-dir", str(root), "--models",
                       "unet:features=4:residual=true:conditional=true", "--epochs", "1",
                       "--patch-size", "16", "--batch-size", "4", "--patches-per-epoch", "8",
@@ -101,7 +101,7 @@ def test_a_second_run_takes_bm3d_from_the_cache(data_root, tmp_path, monkeypatch
 
 def test_the_cache_is_keyed_by_the_pixels_and_a_damaged_entry_is_computed_again(
         tmp_path, monkeypatch):
-    monkeypatch.setenv(benchmark.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
     clean = np.full((24, 24, 1), 100, np.uint8)
     one = benchmark.TestSet("set12", (clean,), ("a.png",))
     other = benchmark.TestSet("set12", (clean + 1,), ("a.png",))

@@ -8,12 +8,13 @@ import tensorflow_datasets as tfds
 
 from benchmarks import patches, throughput, xla_options
 from dae import cli
+from tests.conftest import MOCK
 
 
 def test_throughput_writes_images_per_second_ratios_and_the_evaluation_time(tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = ["--models", "dense", "--steps", "2", "--warmup-steps", "0", "--batch-size", "32",
-            "--json", str(out)]
+            "--json", str(out), "--data-dir", MOCK]
     with tfds.testing.mock_data(num_examples=256):
         assert cli.run(throughput.main, argv) == 0
     report = json.loads(out.read_text())

@@ -7,6 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from dae import cli
+from tests.conftest import MOCK
 from experiments import compare, evaluate
 
 
@@ -101,13 +102,15 @@ def test_compare_rejects_malformed_arguments(argv, needles, capsys):
 
 def test_compare_rejects_a_batch_larger_than_the_training_set(capsys, tmp_path):
     with tfds.testing.mock_data(num_examples=256):
-        code, err = run_cli(compare.main, ["--batch-size", "300", "--workdir", str(tmp_path)], capsys)
+        code, err = run_cli(compare.main, ["--batch-size", "300", "--workdir", str(tmp_path),
+                                                "--data-dir", MOCK], capsys)
     assert_one_line_error(code, err, "--batch-size", "300 is larger than the training set (256")
 
 
 def test_compare_rejects_more_baseline_examples_than_validation_images_before_training(capsys, tmp_path):
     with tfds.testing.mock_data(num_examples=256):
-        code, err = run_cli(compare.main, ["--baseline-examples", "300", "--workdir", str(tmp_path)], capsys)
+        code, err = run_cli(compare.main, ["--baseline-examples", "300", "--workdir", str(tmp_path),
+                                                "--data-dir", MOCK], capsys)
     assert_one_line_error(code, err, "--baseline-examples", "300 is more than the 256 validation images")
     assert not any(tmp_path.iterdir())
 

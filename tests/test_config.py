@@ -16,7 +16,7 @@ from experiments import compare
 def test_every_flagged_config_field_is_a_compare_option_and_reads_back():
     fields = [f for f in dataclasses.fields(Config) if f.metadata["flag"]]
     values = {"epochs": 3, "batch_size": 16, "learning_rate": 0.5, "noise": "gaussian:0.1",
-              "seed": 4, "train_examples": 100, "dataset": "skimage", "channels": 3,
+              "seed": 4, "train_examples": 100, "val_examples": 50, "dataset": "skimage", "channels": 3,
               "patch_size": 32, "patches_per_epoch": 64, "train_scales": (1.0, 0.5),
               "crop_candidates": 2, "loss": "mse", "clip_noise": False, "lr_schedule": "cosine",
               "warmup_epochs": 1, "weight_decay": 0.1, "grad_clip": 1.0, "self_ensemble": True,

@@ -10,7 +10,7 @@ from PIL import Image
 import jax
 import jax.numpy as jnp
 
-from dae import data, evaluation, models, train
+from dae import cache, data, evaluation, models, train
 from dae.config import Config
 from dae.data import images, patches, skimage, tfds_source
 from dae.errors import ConfigError, DataError
@@ -287,3 +287,21 @@ def test_a_tfds_dataset_that_is_not_prepared_says_where_it_looked_and_how_to_pre
     assert "tfds build cifar10 --data_dir DIR" in message and "--download" in message
     with pytest.raises(DataError, match="no TFDS dataset named 'no_such_set'"):
         data.load("tfds:no_such_set", data_dir=str(tmp_path))
+
+
+def test_mnist_is_decoded_once_then_read_from_the_cache_without_tfds(
+        real_data_dir, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    decoded = tfds_source.load_splits("mnist", real_data_dir)
+    [kept] = (tmp_path / "tfds").glob("mnist-3.0.1-*.npz")
+    with monkeypatch.context() as m:
+        m.setattr(tfds_source, "_import_tfds", lambda name: pytest.fail("TFDS was asked"))
+        again = tfds_source.load_splits("mnist", real_data_dir)
+    for a, b in zip(decoded, again, strict=True):
+        assert a.dtype == b.dtype == np.uint8
+        np.testing.assert_array_equal(a, b)
+    # A damaged copy is a warning, and decoded again.
+    kept.write_bytes(kept.read_bytes()[:1000])
+    again = tfds_source.load_splits("mnist", real_data_dir)
+    assert "unreadable cache" in caplog.text
+    np.testing.assert_array_equal(again[1], decoded[1])

@@ -29,6 +29,7 @@ from orbax.checkpoint._src.handlers import json_checkpoint_handler
 from dae import cli, errors, interrupts, lock, report, run, train
 from experiments import compare
 from experiments import evaluate as evaluate_cli
+from tests.conftest import MOCK
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3
@@ -36,7 +37,8 @@ STEPS_PER_EPOCH = 4  # 256 mock training images in batches of 64
 TIMINGS = {"seconds", "train_seconds", "seconds_per_epoch", "ms_per_image"}
 
 
-ARGS = ["--models", "dense", "--epochs", str(EPOCHS), "--batch-size", "64", "--baselines", "none"]
+ARGS = ["--models", "dense", "--epochs", str(EPOCHS), "--batch-size", "64", "--baselines", "none",
+        "--data-dir", MOCK]
 
 
 def run_compare(workdir, capsys, *extra):
@@ -415,7 +417,8 @@ def test_a_signal_lost_during_training_stops_at_the_next_step_with_one_line(
 
 def real_cmd(workdir, data_dir):
     return [sys.executable, "-m", "experiments.compare", "--models", "dense", "--epochs",
-            "2", "--batch-size", "64", "--train-examples", "1024", "--baselines", "none",
+            "2", "--batch-size", "64", "--train-examples", "1024", "--val-examples", "1000",
+            "--baselines", "none",
             "--workdir", str(workdir), "--data-dir", data_dir]
 
 

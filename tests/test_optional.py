@@ -12,7 +12,7 @@ import pytest
 from skimage import data as skimage_data
 from skimage import restoration
 
-from dae import baselines, cli, logs, report
+from dae import baselines, cache, cli, logs, report
 from dae.data import files
 from dae.errors import ImageError
 from dae.jobs import denoise
@@ -97,6 +97,7 @@ def test_without_pywavelets_sigma_auto_estimates_the_level(monkeypatch):
 def test_without_tfds_or_tensorflow_mnist_is_one_line_before_training(
         blocked, tmp_path, monkeypatch, capsys):
     block(monkeypatch, blocked)
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))  # (no decoded copy kept yet)
     code = cli.run(compare_cli.main,
                    ["--models", "dense", "--epochs", "1", "--workdir", str(tmp_path / "run")])
     _, err = capsys.readouterr()

@@ -17,21 +17,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Runs an experiment's main(). Evaluation in batches of 500 makes each validation pass of MNIST
-# 20 launches with a collective, back to back: what deadlocked the dense model on two devices.
+# Runs an experiment's main(). Evaluation in batches of 50 makes each validation pass (the first
+# 1,000 MNIST test images: VAL) 20 launches with a collective, back to back: what deadlocked the
+# dense model on two devices.
 SCRIPT = """
 import importlib
 import sys
 from dae import cli
 experiment = importlib.import_module("experiments." + sys.argv[1])
 from dae import evaluation
-evaluation.EVAL_BATCH_SIZE = 500
+evaluation.EVAL_BATCH_SIZE = 50
 sys.exit(cli.run(experiment.main, sys.argv[2:]))
 """
 
 # Stuck collectives abort the process after 30 s (XLA's default: 40 s of warnings, then abort).
 FAST_FAIL = ("--xla_cpu_collective_call_warn_stuck_timeout_seconds=10 "
              "--xla_cpu_collective_call_terminate_timeout_seconds=30")
+VAL = ("--val-examples", "1000")
 
 
 def run(experiment: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -44,7 +46,7 @@ def compare_on(devices: int, workdir: Path, data_dir: str, *extra: str) -> dict:
     """dense and conv, 2 epochs of 8 steps on 512 real MNIST digits, on `devices` devices."""
     proc = run("compare", "--models", "dense,conv", "--epochs", "2", "--batch-size", "64",
                "--train-examples", "512", "--baselines", "none", "--data-dir", data_dir,
-               "--workdir", str(workdir), "--host-devices", str(devices), *extra)
+               "--workdir", str(workdir), "--host-devices", str(devices), *VAL, *extra)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     return json.loads((workdir / "results.json").read_text())["models"]
@@ -115,7 +117,7 @@ def test_two_processes_give_the_numbers_of_one_and_one_process_evaluates_their_c
         [sys.executable, "-m", "experiments.launch", "--num-processes", "2", "compare",
          "--models", "dense,conv", "--epochs", "2", "--batch-size", "64", "--train-examples",
          "512", "--baselines", "none", "--data-dir", real_data_dir, "--workdir", str(tmp_path),
-         "--host-devices", "1"], cwd=REPO, capture_output=True, text=True, timeout=600)
+         "--host-devices", "1", *VAL], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     two = json.loads((tmp_path / "results.json").read_text())["models"]
     for model in ("dense", "conv"):

@@ -26,7 +26,8 @@ def test_real_mnist_is_uint8_on_the_device_with_the_paper_split(real_mnist):
 
 def compare_cmd(workdir, data_dir):
     return [sys.executable, "-m", "experiments.compare", "--models", "dense,conv", "--epochs", "2",
-            "--train-examples", "1024", "--baselines", "noisy,median", "--baseline-examples", "100",
+            "--train-examples", "1024", "--val-examples", "1000", "--baselines", "noisy,median",
+            "--baseline-examples", "100",
             "--workdir", str(workdir), "--data-dir", data_dir]
 
 

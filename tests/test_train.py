@@ -318,3 +318,15 @@ def test_bf16_precision_computes_in_bfloat16_and_keeps_float32_parameters(mock_m
     # The same steps in two precisions: close, not the same numbers.
     assert results["bf16"] != results["float32"]
     np.testing.assert_allclose(results["bf16"], results["float32"], rtol=0.05)
+
+
+def test_val_examples_validates_on_the_first_images_with_the_noise_of_the_whole_set(mock_mnist):
+    config = Config(model="conv", **TINY)
+    whole = evaluation.validation_set(config, mock_mnist.test)
+    first = evaluation.validation_set(Config(model="conv", val_examples=40, **TINY),
+                                      mock_mnist.test)
+    assert len(whole) == 256 and len(first) == 40
+    np.testing.assert_array_equal(first.noisy[0], whole.noisy[0][:40])
+    np.testing.assert_array_equal(first.clean[0], whole.clean[0][:40])
+    with pytest.raises(Exception, match="--val-examples: must be a positive integer, got 0"):
+        validate(Config(model="conv", val_examples=0))

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dae import data, objectives, protocols, train, zeroshot
+from dae import cache, data, objectives, protocols, train, zeroshot
 from dae.config import Config, DataInfo, validate
 from dae.data import Split
 from dae.errors import ConfigError
@@ -330,7 +330,7 @@ def test_neighbor2neighbor_defaults_give_its_sub_images_the_protocol_s_crop_size
 def test_each_mode_trains_on_train400_and_denoises(mode, data_root, tmp_path, monkeypatch):
     from dae import benchmark
 
-    monkeypatch.setenv(benchmark.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
     workdir = tmp_path / "run"
     model = "unet:features=4:residual=true:conditional=true"
     compare_cli.main(["--dataset", "train400", "--data-dir", str(data_root), "--models", model,

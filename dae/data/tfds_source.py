@@ -1,6 +1,7 @@
 """Any prepared TFDS image dataset (MNIST included): its train and test splits as uint8 images."""
 
 import contextlib
+import hashlib
 import os
 import re
 import sys
@@ -10,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 
+from dae import cache
 from dae.data import images
 from dae.errors import DataError
 
@@ -114,11 +116,39 @@ def _splits(builder) -> tuple[str, str]:
     return "train", test
 
 
+def _kept_path(name: str, root: Path) -> Optional[Path]:
+    """Where the decoded splits of the one version of `name` prepared in `root` are kept
+    (dae.cache), keyed by its folder and the state of its dataset_info.json; None if it is not
+    prepared there, or several versions are (the one TFDS reads is then its to pick)."""
+    infos = list((root / name).glob("*/dataset_info.json"))
+    if len(infos) != 1:
+        return None
+    stat = infos[0].stat()
+    key = hashlib.sha256(f"{infos[0].resolve()}|{stat.st_mtime_ns}|{stat.st_size}".encode())
+    return cache.cache_dir() / "tfds" / f"{name}-{infos[0].parent.name}-{key.hexdigest()[:16]}.npz"
+
+
+SPLITS = ("train", "test")  # as load_splits returns them (the test split may be TFDS's validation)
+
+
 def load_splits(name: str, data_dir: Optional[str] = None, download: bool = False):
     """[train images, test images]: uint8 arrays (N, H, W, C), or lists of (H, W, C) arrays for
-    datasets of several sizes."""
-    tfds = _import_tfds(name)
+    datasets of several sizes. Those of one size are decoded once and then read from the cache
+    (dae.cache), without TensorFlow."""
     root = resolve_data_dir(data_dir)
+    kept_path = _kept_path(name, root)
+    kept = cache.load(kept_path, SPLITS) if kept_path is not None else None
+    if kept is not None:
+        return kept
+    splits = _decode_splits(name, root, download)
+    if kept_path is not None and all(isinstance(s, np.ndarray) for s in splits):
+        cache.save(kept_path, dict(zip(SPLITS, splits)), compressed=False)  # (read in ~0.1 s)
+    return splits
+
+
+def _decode_splits(name: str, root: Path, download: bool):
+    """load_splits' splits, decoded by TFDS."""
+    tfds = _import_tfds(name)
     try:
         builder = tfds.builder(name, data_dir=str(root))
     except tfds.core.registered.DatasetNotFoundError:

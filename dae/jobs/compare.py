@@ -107,7 +107,8 @@ def run_comparison(configs: Sequence[Config], workdir: Path, dataset: data.Datas
     protocol = protocols.of(configs[0].dataset)
     names = baselines.resolve_names(baseline_names, protocol.baselines)
     baselines.installed(names)  # (said once a process: here when run without from_options)
-    available = len(dataset.test)  # the validation images: one noisy copy of each test image
+    # The validation images: one noisy copy of each test image (the first --val-examples).
+    available = min(len(dataset.test), configs[0].val_examples or len(dataset.test))
     subset_size = (min(protocol.baseline_examples, available) if baseline_examples is None
                    else baseline_examples)
     baselines.check_examples(subset_size, available)  # Before the lock and training.
