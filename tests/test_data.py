@@ -292,6 +292,9 @@ def test_a_tfds_dataset_that_is_not_prepared_says_where_it_looked_and_how_to_pre
 def test_mnist_is_decoded_once_then_read_from_the_cache_without_tfds(
         real_data_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    with tfds.testing.mock_data(num_examples=8):  # stand-ins are never kept as the real thing
+        assert len(tfds_source.load_splits("mnist", real_data_dir)[0]) == 8
+    assert not (tmp_path / "tfds").exists()
     decoded = tfds_source.load_splits("mnist", real_data_dir)
     [kept] = (tmp_path / "tfds").glob("mnist-3.0.1-*.npz")
     with monkeypatch.context() as m:

@@ -51,7 +51,8 @@ def run_compare(workdir, capsys, *extra):
 
 def run_evaluate(workdir, capsys, *extra):
     with tfds.testing.mock_data(num_examples=256):
-        code = cli.run(evaluate_cli.main, ["--workdir", str(workdir), "--model", "dense", *extra])
+        code = cli.run(evaluate_cli.main, ["--workdir", str(workdir), "--model", "dense",
+                                            "--data-dir", MOCK, *extra])
     out, err = capsys.readouterr()
     return code, out, err.splitlines()
 
@@ -169,7 +170,7 @@ def test_a_damaged_checkpoint_and_one_of_another_model_are_told_apart(copied, ca
     shutil.copytree(copied / "dense" / "checkpoints", copied / "conv" / "checkpoints")
     with tfds.testing.mock_data(num_examples=256):
         code = cli.run(evaluate_cli.main, ["--workdir", str(copied), "--model", "conv",
-                                            "--epoch", "2"])
+                                            "--epoch", "2", "--data-dir", MOCK])
     assert code == 2
     one_line(capsys.readouterr().err.splitlines(), "epoch 2", "does not fit model 'conv' (it "
              "holds layers Dense_0, Dense_1, not ConvTranspose_0, ConvTranspose_1, Conv_0")

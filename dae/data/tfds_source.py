@@ -140,14 +140,15 @@ def load_splits(name: str, data_dir: Optional[str] = None, download: bool = Fals
     kept = cache.load(kept_path, SPLITS) if kept_path is not None else None
     if kept is not None:
         return kept
-    splits = _decode_splits(name, root, download)
-    if kept_path is not None and all(isinstance(s, np.ndarray) for s in splits):
+    splits, complete = _decode_splits(name, root, download)
+    if kept_path is not None and complete and all(isinstance(s, np.ndarray) for s in splits):
         cache.save(kept_path, dict(zip(SPLITS, splits)), compressed=False)  # (read in ~0.1 s)
     return splits
 
 
 def _decode_splits(name: str, root: Path, download: bool):
-    """load_splits' splits, decoded by TFDS."""
+    """(load_splits' splits decoded by TFDS, whether they hold as many images as the prepared
+    dataset's info says: not so under tfds.testing.mock_data, whose stand-ins are never kept)."""
     tfds = _import_tfds(name)
     try:
         builder = tfds.builder(name, data_dir=str(root))
@@ -156,7 +157,7 @@ def _decode_splits(name: str, root: Path, download: bool):
     key = _image_key(builder)
     shape = builder.info.features[key].shape
     fixed = None not in shape
-    splits = []
+    splits, complete = [], True
     try:
         for split in _splits(builder):
             # Fixed-size batches, not batch_size=-1: that crashes on datasets of unknown length
@@ -165,6 +166,8 @@ def _decode_splits(name: str, root: Path, download: bool):
                            batch_size=10_000 if fixed else None)
             pixels = [example[key] for example in tfds.as_numpy(ds)]
             splits.append(np.concatenate(pixels) if fixed else pixels)
+            info = builder.info.splits[split] if split in builder.info.splits else None
+            complete = complete and info is not None and info.num_examples == len(splits[-1])
     except DataError:
         raise
     except Exception as e:  # tfds raises many types (missing files, network, IO).
@@ -179,7 +182,7 @@ def _decode_splits(name: str, root: Path, download: bool):
             ) from e
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise DataError(f"--download: could not download {_label(name)} into {root} ({reason})") from e
-    return splits
+    return splits, complete
 
 
 def load(name: str, data_dir: Optional[str] = None, download: bool = False,
