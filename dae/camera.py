@@ -21,6 +21,7 @@ Every function takes a batch (B, H, W, C) with C = 3 (RGB) or 1 (grey: the pipel
 the grey image repeated, and its output is brought back to luma), and per-image parameters.
 """
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -276,6 +277,7 @@ def camera_noise(rng: jax.Array, clean_BHWC: jax.Array, p: Pipeline) -> jax.Arra
         ..., None]
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3))  # (one program, not ~300 dispatched ops)
 def sample(rng: jax.Array, clean_BHWC: jax.Array, shot_low: float, shot_high: float):
     """(noisy copies of clean sRGB images as cameras would have made them, each one's level:
     the standard deviation of its noise (B,)), one camera per image with shot noise drawn

@@ -148,8 +148,9 @@ def test_camera_spec_parses_mixes_and_samples_each_image_from_its_key():
     assert str(noise.parse("camera:0.001-0.01")) == "camera:0.001-0.01"
     clean = jax.random.uniform(jax.random.PRNGKey(9), (4, 16, 16, 3))
     keys = jax.random.split(jax.random.PRNGKey(10), 4)
-    noisy, level = spec.sample_each(keys, clean)
-    noisy_2, level_2 = spec.sample_each(keys[2:], clean[2:])  # image i's noise: its key's
+    sample_each = jax.jit(spec.sample_each)  # (as training draws it: compiled, not op by op)
+    noisy, level = sample_each(keys, clean)
+    noisy_2, level_2 = sample_each(keys[2:], clean[2:])  # image i's noise: its key's
     np.testing.assert_allclose(noisy[2:], noisy_2, atol=1e-6)
     np.testing.assert_allclose(level[2:], level_2, rtol=1e-5)
 

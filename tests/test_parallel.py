@@ -79,6 +79,7 @@ def test_patches_are_sharded_the_same_way(tmp_path):
         proc = run("compare", "--dataset", "skimage", "--models", "dncnn:depth=2:features=4",
                    "--epochs", "1", "--patch-size", "16", "--patches-per-epoch", "64",
                    "--batch-size", "16", "--no-self-ensemble", "--baselines", "none",
+                   "--val-examples", "2",  # camera and astronaut: one size, one compile
                    "--workdir", str(workdir), "--host-devices", str(devices))
         assert proc.returncode == 0, proc.stderr
         [result] = json.loads((workdir / "results.json").read_text())["models"].values()
