@@ -53,6 +53,9 @@ def parse_args(argv=None):
                    help="the data step's weight lambda (rho = lambda sigma^2 / level^2)")
     p.add_argument("--ensemble", action="store_true",
                    help="each iteration denoises the 8 flips and turns and averages (8x slower)")
+    p.add_argument("--ensemble-last", type=int, default=None,
+                   help="the last N iterations denoise the 8 flips and turns and average (default: "
+                        "the task's; 0: none)")
     args = p.parse_args(argv)
     if (args.workdir is None) != (args.model is None):
         p.error("--workdir and --model go together (or give --pretrained NAME or --bm3d)")
@@ -86,7 +89,7 @@ def main(argv=None) -> int:
                                  scale=args.scale, pattern=args.pattern, mask_HWC=mask)
     noise = _noise(args, args.images)
     tasks.schedule(args.task, noise, scale=args.scale, iterations=args.iterations,
-                   last=args.last_level, weight=args.weight)
+                   last=args.last_level, weight=args.weight, ensemble=args.ensemble_last)
     if args.bm3d:
         prior, channels = solver.BM3DPrior(), 3
     else:
@@ -98,7 +101,8 @@ def main(argv=None) -> int:
                                                ensemble=args.ensemble), config.channels
     written, errors = tasks.restore_files(
         args.task, args.images, args.out, operator, prior, channels, noise=noise,
-        scale=args.scale, iterations=args.iterations, last=args.last_level, weight=args.weight)
+        scale=args.scale, iterations=args.iterations, last=args.last_level, weight=args.weight,
+        ensemble=args.ensemble_last)
     for source, destination in written:
         print(f"{source} -> {destination}")
     for message in errors:

@@ -11,6 +11,7 @@ import pytest
 from flax import struct
 from scipy import ndimage
 
+from dae.errors import DaeError
 from dae.restoration import demosaicing, kernels, operators, solver, tasks
 
 RHO = 0.05
@@ -144,6 +145,31 @@ def test_hqs_follows_the_schedule_and_the_data_step(name, cycle):
     assert np.abs(solver.hqs(op, y, ShrinkPrior(), flat, x0_HWC=x0) - expected).max() > 1e-2
     assert np.abs(solver.hqs(op, jnp.zeros_like(y), ShrinkPrior(), steps, x0_HWC=x0)
                   - expected).max() > 1e-2
+
+
+@struct.dataclass
+class RollPrior:
+    """Moves every pixel one column right (circularly): no flip or turn leaves it unchanged."""
+
+    def __call__(self, x_BHWC, level):
+        return jnp.roll(x_BHWC, 1, axis=2)
+
+
+def test_the_last_iterations_average_the_prior_over_the_8_flips_and_turns():
+    op = operators.Mask(jnp.zeros((6, 6, 1)))  # its data step keeps x
+    x0 = np.random.default_rng(9).random((6, 6, 1)).astype(np.float32)
+    y = jnp.zeros_like(x0)
+    steps = solver.schedule(0.01, 2)
+    plain = solver.hqs(op, y, RollPrior(), steps, x0_HWC=x0, cycle=False)
+    np.testing.assert_allclose(plain, np.roll(x0, 2, axis=1), atol=1e-6)
+    # Averaged, one column right becomes the mean of the four neighbours; only the last time.
+    last = solver.hqs(op, y, RollPrior(), solver.Schedule(*steps[:2], 1), x0_HWC=x0, cycle=False)
+    neighbours = lambda x: sum(np.roll(x, s, axis=a) for s in (1, -1) for a in (0, 1)) / 4
+    np.testing.assert_allclose(last, neighbours(np.roll(x0, 1, axis=1)), atol=1e-6)
+    both = solver.hqs(op, y, RollPrior(), solver.schedule(0.01, 2, ensemble=2), x0_HWC=x0)
+    np.testing.assert_allclose(both, neighbours(neighbours(x0)), atol=1e-6)
+    with pytest.raises(DaeError, match="--ensemble-last: 0 to the 2 iterations, got 3"):
+        solver.schedule(0.01, 2, ensemble=3)
 
 
 def test_a_conditional_model_restores_any_size_in_either_channel_count():

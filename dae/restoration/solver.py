@@ -9,7 +9,8 @@ with the denoiser's level falling log-spaced from `first` (49/255) to `last` (th
 a floor where there is none) and rho_k = weight * noise^2 / level_k^2 (Zhang et al.'s DPIR, with
 its weight 0.23). Each iteration may show the denoiser the image turned by one of the 8 flips and
 quarter turns, a different one each time, and turn its output back (DPIR's "x8"): the ensemble's
-gain at the cost of one pass.
+gain at the cost of one pass. The schedule's last `ensemble` iterations show it all 8 and average
+the outputs turned back (the full geometric ensemble: 8 passes each).
 
 A prior is any pytree with `__call__(x_BHWC, level) -> x_BHWC`: `ModelPrior` (a trained
 noise-conditional model of this project: the shipped ones, any conditional run) or `BM3DPrior`
@@ -34,28 +35,34 @@ FIRST_LEVEL = 49 / 255
 
 
 class Schedule(NamedTuple):
-    """Per iteration: the level the denoiser is told and the data step's weight rho (K,)."""
+    """Per iteration: the level the denoiser is told and the data step's weight rho (K,); and
+    how many of the last iterations average the prior over the 8 flips and turns."""
 
     levels: np.ndarray
     weights: np.ndarray
+    ensemble: int = 0
 
     def __len__(self) -> int:
         return len(self.levels)
 
 
 def schedule(noise: float, iterations: int, *, last: Optional[float] = None,
-             first: float = FIRST_LEVEL, weight: float = DPIR_WEIGHT) -> Schedule:
+             first: float = FIRST_LEVEL, weight: float = DPIR_WEIGHT,
+             ensemble: int = 0) -> Schedule:
     """DPIR's schedule: levels log-spaced from `first` down to `last` (default: `noise`), and
-    rho_k = weight * max(noise, NOISE_FLOOR)^2 / level_k^2."""
+    rho_k = weight * max(noise, NOISE_FLOOR)^2 / level_k^2; the last `ensemble` iterations with
+    the full geometric ensemble."""
     last = noise if last is None else last
     if iterations < 1:
         raise DaeError(f"--iterations: at least 1, got {iterations}")
+    if not 0 <= ensemble <= iterations:
+        raise DaeError(f"--ensemble-last: 0 to the {iterations} iterations, got {ensemble}")
     if not 0 < last <= first:
         raise DaeError(f"the denoiser's levels fall from {first * 255:.3g}/255 to "
                        f"{last * 255:.3g}/255: the last must be above 0 and at most the first")
     levels = np.logspace(np.log10(first), np.log10(last), iterations).astype(np.float32)
     weights = (weight * max(noise, NOISE_FLOOR) ** 2 / levels.astype(np.float64) ** 2)
-    return Schedule(levels, weights.astype(np.float32))
+    return Schedule(levels, weights.astype(np.float32), int(ensemble))
 
 
 def _in_channels(denoise: Callable, channels: int, x_BHWC, level):
@@ -143,11 +150,22 @@ def _turned(prior, x_HWC, level, transform):
     return jax.lax.switch(transform, [branch(t) for t in range(8)], x_HWC)
 
 
+def _averaged(prior, x_HWC, level):
+    """The mean of the prior's outputs over the 8 flips and turns of x, each turned back."""
+    return evaluation.geometric_ensemble(lambda x: prior(x, level), x_HWC[None])[0]
+
+
 @functools.partial(xla.jit, static_argnames=("cycle",))
-def _hqs(operator, prior, y, x0, levels_K, weights_K, cycle: bool):
+def _hqs(operator, prior, y, x0, levels_K, weights_K, ensemble, cycle: bool):
+    K = levels_K.shape[0]
+
+    def one(z, k):
+        return _turned(prior, z, levels_K[k], k % 8) if cycle else prior(z[None], levels_K[k])[0]
+
     def body(k, x):
         z = operator.data_step(x, y, weights_K[k])
-        return _turned(prior, z, levels_K[k], k % 8) if cycle else prior(z[None], levels_K[k])[0]
+        return jax.lax.cond(k >= K - ensemble, lambda: _averaged(prior, z, levels_K[k]),
+                            lambda: one(z, k))
 
     x = jax.lax.fori_loop(0, levels_K.shape[0], body, x0)
     return operator.finish(x, y)
@@ -158,8 +176,9 @@ def hqs(operator, y_HWC, prior, steps: Schedule, *, x0_HWC=None, cycle: bool = T
     `operator` (dae.restoration.operators), by len(steps) HQS iterations with `prior`.
 
     Starts from operator.start(y) unless `x0_HWC` is given; with `cycle`, iteration k shows the
-    prior the image under the (k mod 8)-th flip or turn."""
+    prior the image under the (k mod 8)-th flip or turn; the schedule's last `steps.ensemble`
+    iterations average the prior over all 8."""
     y = jnp.asarray(y_HWC, jnp.float32)
     x0 = operator.start(y) if x0_HWC is None else x0_HWC
     return _hqs(operator, prior, y, jnp.asarray(x0, jnp.float32), jnp.asarray(steps.levels),
-                jnp.asarray(steps.weights), cycle=cycle)
+                jnp.asarray(steps.weights), jnp.int32(steps.ensemble), cycle=cycle)

@@ -22,11 +22,14 @@ OUTPUT_SUFFIX = "_restored"
 
 
 class Defaults(NamedTuple):
-    """A task's schedule: iterations, and the lowest level the denoiser is told (the noise
-    level if that is higher)."""
+    """A task's schedule: iterations, the lowest level the denoiser is told (the noise level if
+    that is higher), how many of the last iterations average the prior over the 8 flips and
+    turns, and the first level."""
 
     iterations: int
     floor: float
+    ensemble: int = 0
+    first: float = solver.FIRST_LEVEL
 
 
 # DPIR's: 8 iterations down to the noise level for deblurring, 24 down to scale/255 for
@@ -36,13 +39,18 @@ DEFAULTS = {"deblur": Defaults(8, 1 / 255), "super-resolve": Defaults(24, 2 / 25
 
 
 def schedule(task: str, noise: float, *, scale: int = 1, iterations: Optional[int] = None,
-             last: Optional[float] = None, weight: float = solver.DPIR_WEIGHT) -> solver.Schedule:
+             last: Optional[float] = None, weight: float = solver.DPIR_WEIGHT,
+             ensemble: Optional[int] = None) -> solver.Schedule:
     """The task's default schedule for observations with noise of std `noise`, each setting
-    overridable."""
+    overridable (the default ensemble at most the iterations given; the first level at least
+    the last)."""
     defaults = DEFAULTS[task]
     floor = scale / 255 if task == "super-resolve" else defaults.floor
-    return solver.schedule(noise, iterations or defaults.iterations,
-                           last=last if last is not None else max(noise, floor), weight=weight)
+    iterations = iterations or defaults.iterations
+    ensemble = min(defaults.ensemble, iterations) if ensemble is None else ensemble
+    last = last if last is not None else max(noise, floor)
+    return solver.schedule(noise, iterations, last=last, first=max(defaults.first, last),
+                           weight=weight, ensemble=ensemble)
 
 
 def degradation(task: str, *, kernel: Optional[np.ndarray] = None, boundary: str = "circular",
@@ -103,13 +111,15 @@ def output_path(out_dir: Path, path: Path) -> Path:
 def restore_files(task: str, paths: Sequence[Path], out_dir: Path, operator, prior,
                   channels: int, *, noise: float, scale: int = 1,
                   iterations: Optional[int] = None, last: Optional[float] = None,
-                  weight: float = solver.DPIR_WEIGHT, cycle: bool = True):
+                  weight: float = solver.DPIR_WEIGHT, ensemble: Optional[int] = None,
+                  cycle: bool = True):
     """Restores each file into `out_dir/<stem>_restored.png` (8 or 16 bits as the input);
     returns (written, errors): (input, output) pairs, and one line per file that failed."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DaeError(f"--out: {out_dir} exists and is not a directory")
-    steps = schedule(task, noise, scale=scale, iterations=iterations, last=last, weight=weight)
+    steps = schedule(task, noise, scale=scale, iterations=iterations, last=last, weight=weight,
+                     ensemble=ensemble)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, errors = [], []
     for path in map(Path, paths):
