@@ -45,8 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--mask", type=Path, default=None,
                    help="inpaint: an image of the input's size, white where pixels are known")
     p.add_argument("--iterations", type=int, default=None,
-                   help="HQS iterations (default: the task's: deblur 8, super-resolve 24, "
-                        "demosaic and inpaint 40)")
+                   help="HQS iterations (default: the task's: deblur 10, super-resolve 24, "
+                        "demosaic 6, inpaint 40)")
     p.add_argument("--last-level", type=cli.sigma_or_auto, default=None,
                    help="the lowest level the denoiser is told (default: the task's)")
     p.add_argument("--weight", type=float, default=0.23,

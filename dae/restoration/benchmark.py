@@ -8,10 +8,11 @@ the published figures, on DPIR's protocol (Zhang et al. 2021).
 
 Degradations by circular convolution, the noise from a fixed seed per image (the same inputs on
 any machine); images cropped to a multiple of 8 (DPIR's modcrop); PSNR on the 8-bit RGB outputs.
-Ours: dae.restoration's HQS at each task's default schedule (tasks.schedule), one pass of the
-prior per iteration. Baselines: the observation itself (deblur), scikit-image's self-tuned Wiener
-deconvolution (deblur), cubic up-sampling (super-resolution: the solver's start), bilinear and
-Malvar's demosaicing.
+Ours: dae.restoration's HQS at each task's default schedule (tasks.schedule: deblurring's and
+demosaicing's iterations average the prior over the 8 flips and turns, 8 passes each;
+super-resolution's one pass, a different turn each). Baselines: the observation itself
+(deblur), scikit-image's self-tuned Wiener deconvolution (deblur), cubic up-sampling
+(super-resolution: the solver's start), bilinear and Malvar's demosaicing.
 """
 
 import dataclasses
