@@ -1,7 +1,7 @@
 """Plug-and-play restoration with the shipped colour prior against classical baselines and the
 published figures (dae.restoration.benchmark: DPIR's protocol).
 
-    python -m benchmarks.restoration --out DIR [--cases deblur-1.6,deblur-2.0,sr-x2,demosaic]
+    python -m benchmarks.restoration --out DIR [--cases deblur-1.6,deblur-2.0,sr-x2,sr-x2-noisy,demosaic]
         [--sets set3c,set5,kodak24] [--pretrained colour] [--images N] [--iterations K]
 
 Writes DIR/results.md (a table per case: PSNR per set, seconds per megapixel),

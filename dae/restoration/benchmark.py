@@ -52,6 +52,8 @@ CASES = {
     "deblur-2.0": Case("deblurring, Gaussian std 2.0, noise 2.55/255", "deblur", 2.0, 2.55 / 255),
     "sr-x2": Case("super-resolution x2, the std-1.6 kernel, noise-free", "super-resolve", 1.6,
                   scale=2, border=2),
+    "sr-x2-noisy": Case("super-resolution x2, the std-1.6 kernel, noise 2.55/255",
+                        "super-resolve", 1.6, 2.55 / 255, scale=2, border=2),
     "demosaic": Case("demosaicing, RGGB, noise-free; PSNR 10 px in", "demosaic", border=10),
 }
 
