@@ -71,7 +71,8 @@ def results_markdown(config: dict, results: dict[str, dict], subset: Optional[di
     if protocol.benchmark:
         from dae.data import VALIDATION_IMAGES, VALIDATION_SET
 
-        lines += [f"Validation set (each epoch): the first {VALIDATION_IMAGES} images of "
+        shown = min(VALIDATION_IMAGES, config.get("val_examples") or VALIDATION_IMAGES)
+        lines += [f"Validation set (each epoch): the first {shown} images of "
                   f"{_set_label(VALIDATION_SET[config['dataset']])} "
                   f"with fixed, seeded noise {protocol.validation_noise} (not clipped; the same "
                   f"for every model).", ""]

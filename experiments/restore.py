@@ -51,16 +51,20 @@ def parse_args(argv=None):
                    help="the lowest level the denoiser is told (default: the task's)")
     p.add_argument("--weight", type=float, default=0.23,
                    help="the data step's weight lambda (rho = lambda sigma^2 / level^2)")
-    p.add_argument("--ensemble", action="store_true",
-                   help="each iteration denoises the 8 flips and turns and averages (8x slower)")
-    p.add_argument("--ensemble-last", type=int, default=None,
-                   help="the last N iterations denoise the 8 flips and turns and average (default: "
-                        "the task's; 0: none)")
+    averaged = p.add_mutually_exclusive_group()
+    averaged.add_argument("--ensemble", action="store_true",
+                          help="every iteration denoises the 8 flips and turns and averages "
+                               "(--ensemble-last with all the iterations)")
+    averaged.add_argument("--ensemble-last", type=int, default=None,
+                          help="the last N iterations denoise the 8 flips and turns and average "
+                               "(default: the task's; 0: none)")
     args = p.parse_args(argv)
     if (args.workdir is None) != (args.model is None):
         p.error("--workdir and --model go together (or give --pretrained NAME or --bm3d)")
     if args.last_level == "auto":
         p.error("--last-level: a level such as 2/255, not auto")
+    if args.ensemble:
+        args.ensemble_last = args.iterations or tasks.DEFAULTS[args.task].iterations
     return args
 
 
@@ -97,8 +101,7 @@ def main(argv=None) -> int:
 
         config, state = (pretrained.load(args.pretrained) if args.pretrained
                          else run.load_run(args.workdir, args.model, args.epoch)[::2])
-        prior, channels = solver.ModelPrior.of(state, config.channels,
-                                               ensemble=args.ensemble), config.channels
+        prior, channels = solver.ModelPrior.of(state, config.channels), config.channels
     written, errors = tasks.restore_files(
         args.task, args.images, args.out, operator, prior, channels, noise=noise,
         scale=args.scale, iterations=args.iterations, last=args.last_level, weight=args.weight,

@@ -108,7 +108,7 @@ def run_comparison(configs: Sequence[Config], workdir: Path, dataset: data.Datas
     names = baselines.resolve_names(baseline_names, protocol.baselines)
     baselines.installed(names)  # (said once a process: here when run without from_options)
     # The validation images: one noisy copy of each test image (the first --val-examples).
-    available = min(len(dataset.test), configs[0].val_examples or len(dataset.test))
+    available = len(dataset.test.take(configs[0].val_examples))
     subset_size = (min(protocol.baseline_examples, available) if baseline_examples is None
                    else baseline_examples)
     baselines.check_examples(subset_size, available)  # Before the lock and training.

@@ -84,25 +84,24 @@ def _in_channels(denoise: Callable, channels: int, x_BHWC, level):
 @struct.dataclass
 class ModelPrior:
     """A trained noise-conditional model as the prior: padded to its input multiple as
-    dae.evaluation pads, told the level, its outputs clipped to [0, 1]; with `ensemble`, the
-    mean over the 8 flips and turns at each iteration (8x the time)."""
+    dae.evaluation pads, told the level, its outputs clipped to [0, 1] (the schedule says
+    which iterations average it over the 8 flips and turns: Schedule.ensemble)."""
 
     variables: dict
     apply_fn: Callable = struct.field(pytree_node=False)
     multiple: int = struct.field(pytree_node=False)
     channels: int = struct.field(pytree_node=False)
     loss: str = struct.field(pytree_node=False, default="mse")
-    ensemble: bool = struct.field(pytree_node=False, default=False)
 
     @classmethod
-    def of(cls, state, channels: int, *, ensemble: bool = False) -> "ModelPrior":
+    def of(cls, state, channels: int) -> "ModelPrior":
         """The prior of a train state (dae.pretrained.load's, dae.run.load_run's)."""
         if not state.conditional:
             raise DaeError("a blind model cannot be a prior: plug-and-play tells the denoiser a "
                            "different noise level each iteration; use a conditional model "
                            "(NAME:conditional=true) or a shipped one")
         return cls(evaluation.model_variables(state), state.apply_fn, state.input_multiple,
-                   channels, state.loss, ensemble)
+                   channels, state.loss)
 
     def _denoise(self, x_BHWC, level):
         def forward(x):
@@ -111,9 +110,7 @@ class ModelPrior:
             padded = models.pad_to_multiple(x, self.multiple)
             return self.apply_fn(self.variables, padded, level_B=level_B)[:, :H, :W]
 
-        outputs = evaluation.geometric_ensemble(forward, x_BHWC) if self.ensemble \
-            else forward(x_BHWC)
-        return metrics.outputs_to_images(outputs, self.loss)
+        return metrics.outputs_to_images(forward(x_BHWC), self.loss)
 
     def __call__(self, x_BHWC, level):
         return _in_channels(self._denoise, self.channels, x_BHWC, level)
