@@ -3,8 +3,9 @@ loop, the machine's other load, and the command-line type of counts."""
 
 import argparse
 import os
+import resource
 import time
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from dae import data, protocols
 from dae.config import Config, DataInfo, validate
@@ -21,18 +22,35 @@ def natural_config(model: str, dataset: data.Dataset, training: str = "supervise
                     DataInfo(dataset.image_size))
 
 
+class Timed(NamedTuple):
+    """One runner's timing: its best round, and what its timed steps cost the process in page
+    faults and system time (means over every timed round: neither depends on the load)."""
+
+    ms: float  # best milliseconds per step
+    faults: float  # minor page faults per step
+    system_ms: float  # kernel CPU time per step, all threads
+
+
 def time_alternating(runners: dict[str, Callable[[int], None]], steps: int, rounds: int,
-                     warmup_steps: int = 2) -> dict[str, float]:
-    """Best milliseconds per step of each runner (run(steps) runs and waits for `steps` steps),
-    over `rounds` rounds in which each runs in turn."""
+                     warmup_steps: int = 2) -> dict[str, Timed]:
+    """Each runner's Timed (run(steps) runs and waits for `steps` steps), over `rounds` rounds
+    in which each runs in turn."""
     best = {name: float("inf") for name in runners}
+    faults = {name: 0 for name in runners}
+    system = {name: 0.0 for name in runners}
     for _ in range(rounds):
         for name, run in runners.items():
             run(warmup_steps)  # (the first round also builds or compiles)
+            before = resource.getrusage(resource.RUSAGE_SELF)
             start = time.perf_counter()
             run(steps)
             best[name] = min(best[name], (time.perf_counter() - start) / steps * 1e3)
-    return best
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            faults[name] += after.ru_minflt - before.ru_minflt
+            system[name] += after.ru_stime - before.ru_stime
+    timed_steps = rounds * steps
+    return {name: Timed(best[name], faults[name] / timed_steps, system[name] / timed_steps * 1e3)
+            for name in runners}
 
 
 def busy_cores(seconds: float = 1.0) -> Optional[float]:

@@ -136,9 +136,9 @@ def throughput(scale: Scale) -> dict:
             kw = dict(sigma=25 / 255, learning_rate=config.learning_rate, seed=0)
             runners["torch eager"] = peers.torch_photographs_step(crops, **kw)
             runners["torch.compile"] = peers.torch_photographs_step(crops, compiled=True, **kw)
-        best_ms = common.time_alternating(runners, scale.timed_steps, scale.rounds)
+        timings = common.time_alternating(runners, scale.timed_steps, scale.rounds)
         results[f"{model} (batch {scale.batch} of {scale.patch}x{scale.patch})"] = {
-            name: scale.batch * 1e3 / ms for name, ms in best_ms.items()}
+            name: scale.batch * 1e3 / timed.ms for name, timed in timings.items()}
     if torch_missing:
         results["note"] = torch_missing
     return {"images_per_s": results, "backend": jax.default_backend()}

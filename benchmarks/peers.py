@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from benchmarks import common
-from dae import cli, data, models, rng, states, train
+from dae import allocator, cli, data, models, rng, states, train
 from dae.config import PRECISIONS
 
 # The paper's architectures; every implementation is checked against these counts, so that the
@@ -384,18 +384,20 @@ def main(argv=None) -> None:
             runners[peer] = build(batch_np, sigma=sigma, learning_rate=config.learning_rate,
                                   seed=config.seed)
     busy = common.busy_cores()
+    malloc = "mimalloc" if allocator.loaded() else "not mimalloc"
     print(f"{PHOTOGRAPHS_MODEL} on {dataset.spec}: batch {config.batch_size} of "
           f"{config.patch_size}x{config.patch_size}x{config.channels} crops, MSE, Adam lr "
           f"{config.learning_rate:g}; ours on {jax.default_backend()}; best of {args.rounds} "
           f"alternating rounds of {args.steps} steps; "
-          f"{'?' if busy is None else f'{busy:.1f}'} busy cores at the start")
-    best = common.time_alternating(runners, args.steps, args.rounds)
-    peers = [name for name in best if name in LABELS]
-    for name, ms in best.items():
+          f"{'?' if busy is None else f'{busy:.1f}'} busy cores at the start; malloc: {malloc}")
+    timed = common.time_alternating(runners, args.steps, args.rounds)
+    peers = [name for name in timed if name in LABELS]
+    for name, t in timed.items():
         label = LABELS.get(name, name)
         ratios = "" if name in LABELS else "".join(
-            f"  ours/{LABELS[peer]} {best[peer] / ms:.2f}x" for peer in peers)
-        print(f"{label:14s} {ms:8.1f} ms/step{ratios}")
+            f"  ours/{LABELS[peer]} {timed[peer].ms / t.ms:.2f}x" for peer in peers)
+        print(f"{label:14s} {t.ms:8.1f} ms/step{ratios}  ({t.faults:,.0f} minor page faults, "
+              f"{t.system_ms:.1f} ms system time a step)")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,23 @@ def test_peers_times_the_photographs_step_of_ours_and_each_installed_peer(capsys
         # ours gets a ratio to it; a missing one is skipped with a note.
         assert (label in lines) == (peers.unavailable(peer) is None)
         assert (f"ours/{label}" in lines["ours float32"]) == (label in lines)
+    assert "minor page faults" in lines["ours float32"]
+
+
+def test_time_alternating_counts_each_runners_page_faults_and_best_time():
+    import mmap
+
+    from benchmarks import common
+
+    def touching(steps):  # 8 MB of fresh pages a step: 2,048 faults where pages are 4 KiB
+        for _ in range(steps):
+            with mmap.mmap(-1, 8 << 20) as fresh:
+                for page in range(0, len(fresh), mmap.PAGESIZE):
+                    fresh[page] = 1
+
+    timed = common.time_alternating({"touching": touching, "idle": lambda steps: None}, 3, 2)
+    assert timed["touching"].faults > 500 > timed["idle"].faults
+    assert timed["touching"].ms > timed["idle"].ms >= 0.0
 
 
 def test_peers_rejects_an_unknown_precision(capsys):
