@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from benchmarks import real_photos
-from dae import camera, estimate, pretrained
+from dae import camera, estimate, pretrained, tiling
 from dae.data import sets
 from dae.errors import DaeError, DataError
 from dae.jobs import denoise
@@ -38,6 +38,60 @@ def test_photograph_level_is_the_white_noise_estimate_above_the_floor_and_the_fl
     noisy, rms = np.asarray(noisy[0]), float(level[0])
     assert estimate.wavelet(noisy) < 0.7 * rms  # what the default fixes
     assert estimate.photograph(noisy) == estimate.PHOTO_FLOOR > rms
+
+
+def camera_noisy(size=128, seed=0):
+    """A smooth image with dae.camera's noise, and its clean version."""
+    clean = smooth_rgb(size, seed)
+    noisy, _ = camera.sample(jax.random.PRNGKey(seed), jnp.asarray(clean[None], jnp.float32),
+                             1e-3, 1e-3)
+    return np.asarray(noisy[0]), clean
+
+
+def test_a_cameras_noise_is_also_denoised_subsampled_and_white_noise_is_not():
+    clean = smooth_rgb()
+    white = clean + np.random.default_rng(1).normal(0, 25 / 255, clean.shape)
+    assert estimate.photograph_plan(white) == estimate.Photograph(estimate.wavelet(white), None)
+    plan = estimate.photograph_plan(camera_noisy()[0])
+    assert plan.camera and plan.level == estimate.PHOTO_FLOOR
+    assert plan.subsampled_level == estimate.SUBSAMPLED_LEVEL
+    assert plan.scaled(2.0) == estimate.Photograph(2 * plan.level, 2 * plan.subsampled_level)
+    small = camera_noisy(estimate.SUBSAMPLED_MIN - 1)[0]
+    assert not estimate.photograph_plan(small).camera  # a subsampled phase would be too small
+
+
+@pytest.mark.parametrize("height, width", [(6, 6), (7, 9)])
+def test_subsampled_denoises_each_phase_apart_and_puts_it_back_in_place(height, width):
+    image = np.arange(height * width * 2, dtype=np.float32).reshape(height, width, 2)
+    seen = []
+
+    def first_pixel_everywhere(x):
+        seen.append(x.shape)
+        return np.broadcast_to(x[:1, :1], x.shape)
+
+    out = tiling.subsampled(first_pixel_everywhere, image)
+    assert sorted(seen) == sorted((len(range(i, height, 2)), len(range(j, width, 2)), 2)
+                                  for i in (0, 1) for j in (0, 1))
+    for i in (0, 1):
+        for j in (0, 1):
+            assert (out[i::2, j::2] == image[i, j]).all()  # each phase went back to its place
+    np.testing.assert_array_equal(tiling.subsampled(lambda x: x, image), image)
+
+
+def test_the_default_averages_a_cameras_noise_with_its_subsampled_denoising():
+    """The default's output on camera noise is the full pass averaged with the subsampled one
+    (strength scaling both levels), and nearer the clean image than the noisy input is."""
+    config, state = pretrained.load("colour")
+    noisy, clean = camera_noisy()
+    out, note = denoise.denoise_array(state, config, noisy, strength=1.5)
+    full = denoise.denoise_image(state, config, noisy, 1.5 * estimate.PHOTO_FLOOR)
+    sub = tiling.subsampled(lambda x: denoise.denoise_image(
+        state, config, x, 1.5 * estimate.SUBSAMPLED_LEVEL), noisy)
+    np.testing.assert_allclose(out, (full + sub) / 2, atol=1e-6)
+    assert note == (f"estimated photograph noise {estimate.PHOTO_FLOOR * 255:.1f}/255 x strength"
+                    f" 1.5 = {1.5 * estimate.PHOTO_FLOOR * 255:.1f}/255; camera noise: averaged "
+                    f"with a 2x-subsampled pass at {1.5 * estimate.SUBSAMPLED_LEVEL * 255:.1f}/255")
+    assert np.mean((out - clean) ** 2) < np.mean((noisy - clean) ** 2)
 
 
 def write_pairs(root, count=2, size=48, sigma=20 / 255, names=None):

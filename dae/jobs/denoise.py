@@ -121,15 +121,33 @@ def denoise_array(state, config: Optional[Config], image_HWC: np.ndarray, sigma=
     if state is not None and not state.conditional:
         return denoise_image(state, config, image_HWC, None, tile), None
     if sigma is None and state is not None:
-        level = estimate_level.photograph(image_HWC)
-        note = f"estimated photograph noise {level * 255:.1f}/255"
-    else:
-        level, note = noise_level(image_HWC, "auto" if sigma is None else sigma)
+        return denoise_photograph(state, config, image_HWC, strength, tile)
+    level, note = noise_level(image_HWC, "auto" if sigma is None else sigma)
     if strength != 1.0:
         level *= strength
         note = f"{note or 'level'} x strength {strength:g} = {level * 255:.1f}/255"
     denoised_HWC = (zero_shot_image(image_HWC, level, tile) if state is None
                     else denoise_image(state, config, image_HWC, level, tile))
+    return denoised_HWC, note
+
+
+def denoise_photograph(state, config: Config, image_HWC: np.ndarray, strength: float = 1.0,
+                       tile: Optional[int] = DEFAULT_TILE) -> tuple[np.ndarray, str]:
+    """(The denoised image, the note) for a float [0, 1] photograph nobody gave a level
+    (dae.estimate.photograph_plan): told the estimated level; with a camera's noise, averaged
+    with its 2x-subsampled denoising (dae.tiling.subsampled)."""
+    estimated = estimate_level.photograph_plan(image_HWC)
+    plan = estimated.scaled(strength)
+    note = f"estimated photograph noise {estimated.level * 255:.1f}/255"
+    if strength != 1.0:
+        note += f" x strength {strength:g} = {plan.level * 255:.1f}/255"
+    denoised_HWC = denoise_image(state, config, image_HWC, plan.level, tile)
+    if plan.camera:
+        note += (f"; camera noise: averaged with a 2x-subsampled pass at "
+                 f"{plan.subsampled_level * 255:.1f}/255")
+        subsampled_HWC = tiling.subsampled(
+            lambda x: denoise_image(state, config, x, plan.subsampled_level, tile), image_HWC)
+        denoised_HWC = (denoised_HWC + subsampled_HWC) / 2
     return denoised_HWC, note
 
 
