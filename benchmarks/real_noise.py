@@ -54,16 +54,18 @@ def main(argv=None) -> int:
     crops = {n: np.asarray(images.to_unit(c)) for n, c in crops_u8.items()}
     levels = {n: baselines.estimated_std(c.astype("float64")) for n, c in crops.items()}
 
-    models = []  # (label, config, state, sigma: as experiments.denoise's --sigma)
+    # (label, config, state, sigma: as experiments.denoise's --sigma, the grey model for the luma)
+    models = []
     if args.pretrained != "none":
         config, state = shipped.load(args.pretrained)
-        models.append((f"{args.pretrained}, default", config, state, None))
-        models.append((f"{args.pretrained}, --sigma auto", config, state, "auto"))
+        luma = shipped.load_luma(args.pretrained)
+        models.append((f"{args.pretrained}, default", config, state, None, luma))
+        models.append((f"{args.pretrained}, --sigma auto", config, state, "auto", None))
     for spec in args.run:
         label, _, where = spec.partition("=")
         workdir, _, model = where.rpartition(":")
         config, _, state = run.load_run(Path(workdir), model, None)
-        models.append((label, config, state, None))
+        models.append((label, config, state, None, None))
 
     columns = ["noisy", "CBM3D" if split.channels == 3 else "BM3D",
                *[label for label, *_ in models], *([] if args.no_zero_shot else ["zero-shot"])]
@@ -74,10 +76,10 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         shown.append(baselines.denoise("bm3d", [crop], level, photos=True)[0])
         seconds[columns[1]] = time.perf_counter() - start
-        for label, config, state, sigma in models:
+        for label, config, state, sigma, luma in models:
             start = time.perf_counter()
             image, _ = denoise.as_model_input(crops_u8[name], config.channels)
-            out, _ = denoise.denoise_array(state, config, image, sigma)
+            out, _ = denoise.denoise_array(state, config, image, sigma, luma=luma)
             shown.append(images.to_channels(out, crop.shape[-1]))
             seconds[label] = time.perf_counter() - start
         if not args.no_zero_shot:

@@ -43,7 +43,9 @@ def main(argv=None) -> int:
     if args.pretrained != "none":
         config, state = pretrained.load(args.pretrained)
         models.append((f"ours: `--pretrained {args.pretrained}`, no option",
-                       real_benchmark.model_denoiser(state, config), "the README's command"))
+                       real_benchmark.model_denoiser(
+                           state, config, luma=pretrained.load_luma(args.pretrained)),
+                       "the README's command"))
         models.append((f"ours: `--pretrained {args.pretrained} --sigma auto`",
                        real_benchmark.model_denoiser(state, config, "auto"),
                        "white-noise estimate"))

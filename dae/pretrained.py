@@ -17,6 +17,10 @@ from dae.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
 CONFIG_FILE, VARIABLES, TRAINING = "config.json", "variables", "TRAINING.md"
+# Where the default command finds a camera's noise in a photograph that shipped model `key`
+# denoises, the shipped model `value` also denoises its luma (dae.estimate.Photograph.luma_levels;
+# on PolyU 38.50 -> 38.63 dB).
+LUMA = {"colour": "grey"}
 
 
 def available(root: Optional[Path] = None) -> list[str]:
@@ -47,6 +51,15 @@ def load(name: str, root: Optional[Path] = None, option: str = "--pretrained"):
     restored = checkpoints.restore_variables(Path(root or ROOT) / name / VARIABLES,
                                              states.init_variables(config), f"{option} {name}")
     return config, states.inference_state(config, restored)
+
+
+def load_luma(name: str, root: Optional[Path] = None):
+    """(config, state) of the shipped model that also denoises the luma of the photographs
+    shipped model `name` denoises (LUMA), or None if there is none (or it is not shipped)."""
+    partner = LUMA.get(name)
+    if partner is None or partner not in available(root):
+        return None
+    return load(partner, root)
 
 
 def training_notes(workdir: Path, config: Config, epoch: int, log: Optional[Path] = None) -> str:

@@ -55,10 +55,12 @@ def run_method(method: str, denoise_u8: Denoiser, pairs: Pairs, note: str = "") 
     return _score(method, outputs, pairs, time.perf_counter() - start, note), outputs
 
 
-def model_denoiser(state, config, sigma=None, strength: float = 1.0) -> Denoiser:
-    """A model as `experiments.denoise` runs it (with `sigma` and `strength` as its options)."""
+def model_denoiser(state, config, sigma=None, strength: float = 1.0, luma=None) -> Denoiser:
+    """A model as `experiments.denoise` runs it (with `sigma` and `strength` as its options;
+    `luma`: the grey model it takes beside a shipped one, dae.pretrained.load_luma)."""
     return lambda noisy_u8: denoise.denoise_array(
-        state, config, denoise.as_model_input(noisy_u8, config.channels)[0], sigma, strength)[0]
+        state, config, denoise.as_model_input(noisy_u8, config.channels)[0], sigma, strength,
+        luma=luma)[0]
 
 
 def bm3d_denoiser(noisy_u8: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from benchmarks import real_photos
 from dae import camera, estimate, pretrained, tiling
-from dae.data import sets
+from dae.data import images, sets
 from dae.errors import DaeError, DataError
 from dae.jobs import denoise
 from experiments import denoise as denoise_cli
@@ -55,7 +55,12 @@ def test_a_cameras_noise_is_also_denoised_subsampled_and_white_noise_is_not():
     plan = estimate.photograph_plan(camera_noisy()[0])
     assert plan.camera and plan.level == estimate.PHOTO_FLOOR
     assert plan.subsampled_level == estimate.SUBSAMPLED_LEVEL
-    assert plan.scaled(2.0) == estimate.Photograph(2 * plan.level, 2 * plan.subsampled_level)
+    assert plan.luma_levels == (estimate.LUMA_LEVEL, estimate.LUMA_SUBSAMPLED_LEVEL)
+    assert plan.scaled(2.0) == estimate.Photograph(
+        2 * plan.level, 2 * plan.subsampled_level,
+        (2 * estimate.LUMA_LEVEL, 2 * estimate.LUMA_SUBSAMPLED_LEVEL))
+    grey = estimate.photograph_plan(camera_noisy()[0][..., :1])
+    assert grey.camera and grey.luma_levels is None  # no luma pass for a grey image
     small = camera_noisy(estimate.SUBSAMPLED_MIN - 1)[0]
     assert not estimate.photograph_plan(small).camera  # a subsampled phase would be too small
 
@@ -92,6 +97,34 @@ def test_the_default_averages_a_cameras_noise_with_its_subsampled_denoising():
                     f" 1.5 = {1.5 * estimate.PHOTO_FLOOR * 255:.1f}/255; camera noise: averaged "
                     f"with a 2x-subsampled pass at {1.5 * estimate.SUBSAMPLED_LEVEL * 255:.1f}/255")
     assert np.mean((out - clean) ** 2) < np.mean((noisy - clean) ** 2)
+
+
+def test_the_shipped_colour_model_takes_the_grey_one_for_a_cameras_luma():
+    """With the grey model (dae.pretrained.load_luma), the default moves the colour result's
+    luma halfway to the grey model's denoising of the luma (its full pass and subsampled pass
+    averaged) and leaves the chroma as it was."""
+    assert pretrained.load_luma("grey") is None
+    grey_config, grey_state = luma = pretrained.load_luma("colour")
+    assert grey_config.channels == 1
+    config, state = pretrained.load("colour")
+    noisy, clean = camera_noisy()
+    colour, _ = denoise.denoise_array(state, config, noisy)
+    out, note = denoise.denoise_array(state, config, noisy, luma=luma)
+    noisy_luma = images.to_channels(noisy, 1).astype(np.float32)
+    grey = (denoise.denoise_image(grey_state, grey_config, noisy_luma, estimate.LUMA_LEVEL)
+            + tiling.subsampled(lambda x: denoise.denoise_image(
+                grey_state, grey_config, x, estimate.LUMA_SUBSAMPLED_LEVEL), noisy_luma)) / 2
+    np.testing.assert_allclose(images.to_channels(out, 1),
+                               (images.to_channels(colour, 1) + grey) / 2, atol=1e-5)
+    chroma = lambda x: x - images.to_channels(x, 1)  # what stays when the luma is taken away
+    np.testing.assert_allclose(chroma(out), chroma(colour), atol=1e-5)
+    assert note.endswith(f"; its luma averaged with the grey model's (at "
+                         f"{estimate.LUMA_LEVEL * 255:.1f}/255 and subsampled at "
+                         f"{estimate.LUMA_SUBSAMPLED_LEVEL * 255:.1f}/255)")
+    assert np.mean((out - clean) ** 2) < np.mean((noisy - clean) ** 2)
+    white = smooth_rgb() + np.random.default_rng(1).normal(0, 25 / 255, (128, 128, 3))
+    np.testing.assert_array_equal(denoise.denoise_array(state, config, white, luma=luma)[0],
+                                  denoise.denoise_array(state, config, white)[0])
 
 
 def write_pairs(root, count=2, size=48, sigma=20 / 255, names=None):

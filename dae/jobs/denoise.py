@@ -111,17 +111,19 @@ def zero_shot_image(image_HWC: np.ndarray, level: float,
 
 
 def denoise_array(state, config: Optional[Config], image_HWC: np.ndarray, sigma=None,
-                  strength: float = 1.0, tile: Optional[int] = DEFAULT_TILE):
+                  strength: float = 1.0, tile: Optional[int] = DEFAULT_TILE, luma=None):
     """(The denoised float [0, 1] image, what level it was told and how it was found, or None)
     for a float [0, 1] image in the model's channels: what `experiments.denoise` writes.
 
     `sigma`: a level, 'auto' (estimated as white Gaussian noise) or None (estimated as a
     photograph's noise, white or a camera's: dae.estimate.photograph; zero-shot: 'auto');
-    `strength` scales it. No `state`: zero-shot. A blind model is told nothing."""
+    `strength` scales it. No `state`: zero-shot. A blind model is told nothing. `luma`: the
+    (config, state) of a grey model that also denoises a colour photograph's luma where the
+    default finds a camera's noise (dae.pretrained.load_luma), or None."""
     if state is not None and not state.conditional:
         return denoise_image(state, config, image_HWC, None, tile), None
     if sigma is None and state is not None:
-        return denoise_photograph(state, config, image_HWC, strength, tile)
+        return denoise_photograph(state, config, image_HWC, strength, tile, luma)
     level, note = noise_level(image_HWC, "auto" if sigma is None else sigma)
     if strength != 1.0:
         level *= strength
@@ -132,10 +134,12 @@ def denoise_array(state, config: Optional[Config], image_HWC: np.ndarray, sigma=
 
 
 def denoise_photograph(state, config: Config, image_HWC: np.ndarray, strength: float = 1.0,
-                       tile: Optional[int] = DEFAULT_TILE) -> tuple[np.ndarray, str]:
+                       tile: Optional[int] = DEFAULT_TILE, luma=None) -> tuple[np.ndarray, str]:
     """(The denoised image, the note) for a float [0, 1] photograph nobody gave a level
     (dae.estimate.photograph_plan): told the estimated level; with a camera's noise, averaged
-    with its 2x-subsampled denoising (dae.tiling.subsampled)."""
+    with its 2x-subsampled denoising (dae.tiling.subsampled), and for a colour image, given a
+    grey model `luma` (its config, state), its luma averaged with that model's denoising of
+    the luma (full resolution and subsampled, averaged)."""
     estimated = estimate_level.photograph_plan(image_HWC)
     plan = estimated.scaled(strength)
     note = f"estimated photograph noise {estimated.level * 255:.1f}/255"
@@ -148,12 +152,25 @@ def denoise_photograph(state, config: Config, image_HWC: np.ndarray, strength: f
         subsampled_HWC = tiling.subsampled(
             lambda x: denoise_image(state, config, x, plan.subsampled_level, tile), image_HWC)
         denoised_HWC = (denoised_HWC + subsampled_HWC) / 2
+    if plan.luma_levels is not None and luma is not None:
+        luma_config, luma_state = luma
+        full, sub = plan.luma_levels
+        luma_HW1 = images.to_channels(image_HWC, 1).astype(np.float32)
+        grey_HW1 = (denoise_image(luma_state, luma_config, luma_HW1, full, tile)
+                    + tiling.subsampled(lambda x: denoise_image(luma_state, luma_config, x, sub,
+                                                                tile), luma_HW1)) / 2
+        # Adding one amount to R, G and B moves the luma by it and leaves the chroma as it was.
+        moved = (grey_HW1 - images.to_channels(denoised_HWC, 1)) / 2
+        denoised_HWC = np.clip(denoised_HWC + moved, 0.0, 1.0).astype(np.float32)
+        note += (f"; its luma averaged with the grey model's (at {full * 255:.1f}/255 and "
+                 f"subsampled at {sub * 255:.1f}/255)")
     return denoised_HWC, note
 
 
 def _denoise_file(state, config: Optional[Config], path: Path, destination: Path,
                   sigma=None, tile: Optional[int] = DEFAULT_TILE,
-                  out_format: str = "auto", strength: float = 1.0) -> Optional[str]:
+                  out_format: str = "auto", strength: float = 1.0,
+                  luma=None) -> Optional[str]:
     """Reads, denoises and writes one file; ImageError (naming `path`) if any step fails. With
     no `state`, zero-shot (the image in its own channels).
 
@@ -163,7 +180,8 @@ def _denoise_file(state, config: Optional[Config], path: Path, destination: Path
     image_HWC, converted = as_model_input(read, read.shape[-1] if state is None
                                           else config.channels)
     try:
-        denoised_HWC, estimated = denoise_array(state, config, image_HWC, sigma, strength, tile)
+        denoised_HWC, estimated = denoise_array(state, config, image_HWC, sigma, strength, tile,
+                                                luma)
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
     converted = "; ".join(filter(None, [converted, estimated])) or None
@@ -196,12 +214,14 @@ def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence
     _check_out_dir(out_dir)  # Before the checkpoint load, which takes seconds.
     if not (strength > 0 and np.isfinite(strength)):
         raise DaeError(f"--strength: a positive factor such as 0.8 or 1.5, got {strength:g}")
+    luma = None
     if zero_shot:
         config, state = None, None
     elif pretrained is not None:
         from dae import pretrained as shipped
 
         config, state = shipped.load(pretrained)
+        luma = shipped.load_luma(pretrained) if sigma is None else None
     else:
         config, _, state = run.load_run(workdir, model, epoch)
     if state is not None and not state.conditional and (sigma is not None or strength != 1.0):
@@ -222,7 +242,8 @@ def denoise_files(workdir: Optional[Path], model: Optional[str], paths: Sequence
                 raise ImageError(f"{path}: its output {destination} was already written "
                                  f"from {written[destination][0]}")
             written[destination] = (path, _denoise_file(state, config, path, destination,
-                                                        sigma, tile, out_format, strength))
+                                                        sigma, tile, out_format, strength,
+                                                        luma))
         except ImageError as e:
             errors.append(str(e))
     return [(src, dst, note) for dst, (src, note) in written.items()], errors
