@@ -133,6 +133,16 @@ def denoise_array(state, config: Optional[Config], image_HWC: np.ndarray, sigma=
     return denoised_HWC, note
 
 
+def _with_subsampled(state, config: Config, image_HWC: np.ndarray, level: float,
+                     subsampled_level: float, tile: Optional[int]) -> np.ndarray:
+    """The mean of the image denoised at `level` and, in its four 2x-subsampled phases
+    (dae.tiling.subsampled), at `subsampled_level`."""
+    full_HWC = denoise_image(state, config, image_HWC, level, tile)
+    subsampled_HWC = tiling.subsampled(
+        lambda x: denoise_image(state, config, x, subsampled_level, tile), image_HWC)
+    return (full_HWC + subsampled_HWC) / 2
+
+
 def denoise_photograph(state, config: Config, image_HWC: np.ndarray, strength: float = 1.0,
                        tile: Optional[int] = DEFAULT_TILE, luma=None) -> tuple[np.ndarray, str]:
     """(The denoised image, the note) for a float [0, 1] photograph nobody gave a level
@@ -145,20 +155,17 @@ def denoise_photograph(state, config: Config, image_HWC: np.ndarray, strength: f
     note = f"estimated photograph noise {estimated.level * 255:.1f}/255"
     if strength != 1.0:
         note += f" x strength {strength:g} = {plan.level * 255:.1f}/255"
-    denoised_HWC = denoise_image(state, config, image_HWC, plan.level, tile)
-    if plan.camera:
-        note += (f"; camera noise: averaged with a 2x-subsampled pass at "
-                 f"{plan.subsampled_level * 255:.1f}/255")
-        subsampled_HWC = tiling.subsampled(
-            lambda x: denoise_image(state, config, x, plan.subsampled_level, tile), image_HWC)
-        denoised_HWC = (denoised_HWC + subsampled_HWC) / 2
+    if not plan.camera:
+        return denoise_image(state, config, image_HWC, plan.level, tile), note
+    note += (f"; camera noise: averaged with a 2x-subsampled pass at "
+             f"{plan.subsampled_level * 255:.1f}/255")
+    denoised_HWC = _with_subsampled(state, config, image_HWC, plan.level,
+                                    plan.subsampled_level, tile)
     if plan.luma_levels is not None and luma is not None:
         luma_config, luma_state = luma
         full, sub = plan.luma_levels
         luma_HW1 = images.to_channels(image_HWC, 1).astype(np.float32)
-        grey_HW1 = (denoise_image(luma_state, luma_config, luma_HW1, full, tile)
-                    + tiling.subsampled(lambda x: denoise_image(luma_state, luma_config, x, sub,
-                                                                tile), luma_HW1)) / 2
+        grey_HW1 = _with_subsampled(luma_state, luma_config, luma_HW1, full, sub, tile)
         # Adding one amount to R, G and B moves the luma by it and leaves the chroma as it was.
         moved = (grey_HW1 - images.to_channels(denoised_HWC, 1)) / 2
         denoised_HWC = np.clip(denoised_HWC + moved, 0.0, 1.0).astype(np.float32)
